@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <sys/socket.h>
 
+#include "addr.h"
 #include "maglev.h"
 
 /* Seeds of the two key hashes. Changing either changes every table in the
@@ -137,19 +137,44 @@ static __u64 fmix64(__u64 h)
 	return h;
 }
 
-static __u64 key_hash(const struct fl_backend_key *key, __u64 seed)
+/* The key as three little-endian words, padding included (zero by
+ * contract): the same on every host flow.h admits. */
+static void key_words(const struct fl_backend_key *key, __u64 w[3])
 {
-	__u8 bytes[24] = { 0 };
-	__u64 w[3];
+	const __u8 *p = (const __u8 *)key;
+	__u32 tail;
+
+	_Static_assert(sizeof(*key) == 20, "key_words reads 20 bytes");
+	memcpy(&w[0], p, 8);
+	memcpy(&w[1], p + 8, 8);
+	memcpy(&tail, p + 16, 4);
+	w[2] = tail;
+}
+
+static __u64 key_hash(const __u64 w[3], __u64 seed)
+{
 	__u64 h = seed;
 
-	/* Little-endian words of the raw bytes, padding included (zero by
-	 * contract): the same on every host flow.h admits. */
-	memcpy(bytes, key, sizeof(*key));
-	memcpy(w, bytes, sizeof(w));
 	for (size_t i = 0; i < 3; i++)
 		h = fmix64(h ^ w[i]);
 	return h;
+}
+
+/* memcmp order of the keys, without a libc call per comparison. */
+static int key_order(const struct fl_backend_key *x, const struct fl_backend_key *y)
+{
+	__u64 a[3], b[3];
+
+	key_words(x, a);
+	key_words(y, b);
+	for (size_t i = 0; i < 3; i++) {
+		/* Byte order decides: compare the words as big-endian. */
+		__u64 u = __builtin_bswap64(a[i]), v = __builtin_bswap64(b[i]);
+
+		if (u != v)
+			return u < v ? -1 : 1;
+	}
+	return 0;
 }
 
 static int cmp_key(const void *a, const void *b)
@@ -157,7 +182,7 @@ static int cmp_key(const void *a, const void *b)
 	const struct fl_maglev_backend *x = *(const struct fl_maglev_backend *const *)a;
 	const struct fl_maglev_backend *y = *(const struct fl_maglev_backend *const *)b;
 
-	return memcmp(&x->key, &y->key, sizeof(x->key));
+	return key_order(&x->key, &y->key);
 }
 
 static int cmp_weight_key(const void *a, const void *b)
@@ -167,17 +192,28 @@ static int cmp_weight_key(const void *a, const void *b)
 
 	if (x->weight != y->weight)
 		return x->weight > y->weight ? -1 : 1;
-	return memcmp(&x->key, &y->key, sizeof(x->key));
+	return key_order(&x->key, &y->key);
 }
 
 static void format_key(const struct fl_backend_key *key, char *buf, size_t len)
 {
-	char addr[INET6_ADDRSTRLEN];
-	int af = key->family == FL_AF_INET6 ? AF_INET6 : AF_INET;
+	char addr[FL_ADDR_STRLEN];
 
-	if (!inet_ntop(af, key->addr.bytes, addr, sizeof(addr)))
-		snprintf(addr, sizeof(addr), "?");
-	snprintf(buf, len, af == AF_INET6 ? "[%s]:%u" : "%s:%u", addr, ntohs(key->port));
+	fl_addr_format(&key->addr, key->family, addr, sizeof(addr));
+	snprintf(buf, len, key->family == FL_AF_INET6 ? "[%s]:%u" : "%s:%u", addr, ntohs(key->port));
+}
+
+/* A key in canonical form: a known family, zero padding, and for IPv4 zero
+ * upper address bytes. Anything else would build another table from what
+ * looks like the same backend, and instances would disagree silently. */
+static bool key_canonical(const struct fl_backend_key *key)
+{
+	if (key->pad != 0)
+		return false;
+	if (key->family == FL_AF_INET6)
+		return true;
+	return key->family == FL_AF_INET &&
+	       (key->addr.v6[1] | key->addr.v6[2] | key->addr.v6[3]) == 0;
 }
 
 static int check_input(const struct fl_maglev_backend *backends, size_t n, __u32 m,
@@ -198,6 +234,16 @@ static int check_input(const struct fl_maglev_backend *backends, size_t n, __u32
 				 i, backends[i].weight, FL_MAGLEV_MAX_WEIGHT);
 			return -EINVAL;
 		}
+		if (!key_canonical(&backends[i].key)) {
+			snprintf(err, errlen, "maglev: backend %zu key is not canonical "
+				 "(family 4 or 6, zero padding and unused address bytes)", i);
+			return -EINVAL;
+		}
+		if (backends[i].id == FL_BACKEND_NONE) {
+			snprintf(err, errlen, "maglev: backend %zu has the reserved id %#x",
+				 i, FL_BACKEND_NONE);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
@@ -215,13 +261,14 @@ static int order_backends(struct maglev_build *b, const struct fl_maglev_backend
 		s[i] = &backends[i];
 	qsort(s, n, sizeof(*s), cmp_key);
 	for (size_t i = 1; i < n; i++) {
+		ptrdiff_t x = s[i - 1] - backends, y = s[i] - backends;
 		char key[MAGLEV_KEY_TEXT];
 
 		if (cmp_key(&s[i - 1], &s[i]) != 0)
 			continue;
 		format_key(&s[i]->key, key, sizeof(key));
 		snprintf(err, errlen, "maglev: duplicate backend %s (backends %td and %td)",
-			 key, s[i - 1] - backends, s[i] - backends);
+			 key, x < y ? x : y, x < y ? y : x);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -247,9 +294,11 @@ static void prepare(struct maglev_build *b, __u32 m)
 	b->wmax = b->sorted[0]->weight;
 	for (size_t i = 0; i < b->n_active; i++) {
 		const struct fl_maglev_backend *be = b->sorted[i];
+		__u64 w[3];
 
-		b->walk[i].pos = (__u32)(key_hash(&be->key, MAGLEV_SEED_OFFSET) % m);
-		b->walk[i].skip = (__u32)(key_hash(&be->key, MAGLEV_SEED_SKIP) % (m - 1)) + 1;
+		key_words(&be->key, w);
+		b->walk[i].pos = (__u32)(key_hash(w, MAGLEV_SEED_OFFSET) % m);
+		b->walk[i].skip = (__u32)(key_hash(w, MAGLEV_SEED_SKIP) % (m - 1)) + 1;
 		b->ids[i] = be->id;
 		if (!c || c->weight != be->weight) {
 			c = &b->classes[b->n_classes++];
@@ -395,8 +444,8 @@ static __u32 isqrt(__u32 x)
 static int alloc_build(struct maglev_build *b, size_t n, __u32 m)
 {
 	/* Probing costs m / free per turn, scanning free: they cross near
-	 * sqrt(m), and bench/maglev_bench.c finds sqrt(m) / 2 .. 2 sqrt(m)
-	 * alike. It is below m, so collect_free runs exactly once. */
+	 * sqrt(m). Measured, sqrt(m) / 2 .. 2 sqrt(m) build alike and
+	 * 8 sqrt(m) is 20% slower. Below m, so collect_free runs once. */
 	b->scan_below = isqrt(m);
 	b->barrett = UINT64_MAX / m;
 	b->sorted = calloc(n, sizeof(*b->sorted));

@@ -34,8 +34,10 @@ bool fl_is_prime(__u32 n);
  * to m * w / sum(w) entries. With no backend of non-zero weight every entry
  * is FL_BACKEND_NONE.
  * Returns 0, or -EINVAL (m not prime, m < 2 or > FL_MAGLEV_MAX_M, a weight
- * over FL_MAGLEV_MAX_WEIGHT, two backends with the same key) with a message
- * in err, or -ENOMEM.
+ * over FL_MAGLEV_MAX_WEIGHT, two backends with the same key, even of weight
+ * 0, a key not in canonical form: family 4 or 6, zero padding and, for IPv4,
+ * zero upper address bytes; the id FL_BACKEND_NONE) with a message in err,
+ * or -ENOMEM. On error the table is left untouched.
  */
 int fl_maglev_build(const struct fl_maglev_backend *backends, size_t n, __u32 m,
 		    __u32 *table, char *err, size_t errlen);
