@@ -57,7 +57,8 @@ static inline __u64 fl_hash_round(__u64 h, __u64 word)
 	return h * 0xbf58476d1ce4e5b9ULL;
 }
 
-/* murmur3's 64-bit finaliser: full avalanche of the accumulated state. */
+/* murmur3's 64-bit finaliser: full avalanche of the accumulated state. A
+ * fixed function: Maglev's key hash uses it too. */
 static inline __u64 fl_hash_finish(__u64 h)
 {
 	h ^= h >> 33;

@@ -20,24 +20,11 @@
 
 #include "flow.h"
 #include "flow_hash_io.h"
+#include "rng.h"
 #include "flow_hash.skel.h"
 
 #define RANDOM_PER_SEED 1000	/* IPv4 and IPv6 keys each, per seed */
 #define MAX_REPORTED 10
-
-struct rng {
-	uint64_t s;
-};
-
-/* splitmix64: a fixed-seed stream, so a failure names a reproducible key. */
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 struct parity {
 	int prog_fd;

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "check.h"
+#include "rng.h"
 #include "flow.h"
 
 #define TCP 6
@@ -31,20 +32,6 @@
 #define CHI2_Z_MAX 5.0
 /* Family-wise false-alarm rate for the max/min bucket and collision checks. */
 #define TAIL_ALPHA 1e-6
-
-/* splitmix64 (Steele, Lea, Flood 2014): a fixed-seed, well-mixed stream. */
-struct rng {
-	uint64_t s;
-};
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 static void key_rand4(struct fl_flow_key *k, struct rng *r)
 {

@@ -11,26 +11,18 @@
 #include <arpa/inet.h>
 
 #include "check.h"
+#include "rng.h"
 #include "maglev.h"
 
 #define M_DEFAULT FL_MAGLEV_DEFAULT_M
 #define M_LARGE 655373u
 
-static __u64 rng_state;
-
-/* splitmix64: a fixed seed per case keeps every run identical. */
-static __u64 rng_next(void)
-{
-	__u64 z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
+/* One stream per case, reseeded by each, keeps every run identical. */
+static struct rng rng_state;
 
 static __u32 rng_below(__u32 n)
 {
-	return (__u32)(rng_next() % n);
+	return (__u32)(rng_next(&rng_state) % n);
 }
 
 /* Backend i: 10.0.0.0 + i + 1, port 80, id i. */
@@ -63,13 +55,13 @@ static void backend_v6(struct fl_maglev_backend *b, __u32 i, __u32 weight)
 static void backend_random(struct fl_maglev_backend *b, __u32 id, __u32 weight)
 {
 	memset(b, 0, sizeof(*b));
-	if (rng_next() & 1) {
+	if (rng_next(&rng_state) & 1) {
 		b->key.family = FL_AF_INET6;
 		for (int w = 0; w < 4; w++)
-			b->key.addr.v6[w] = (__be32)rng_next();
+			b->key.addr.v6[w] = (__be32)rng_next(&rng_state);
 	} else {
 		b->key.family = FL_AF_INET;
-		b->key.addr.v4 = (__be32)rng_next();
+		b->key.addr.v4 = (__be32)rng_next(&rng_state);
 	}
 	b->key.port = (__be16)rng_below(65536);
 	b->id = id;
@@ -258,7 +250,7 @@ static void test_share_weighted(void)
 		backend_v4(&b[i], i, 100 * (1 + i % 3));
 	check_shares("share_weighted 100/200/300", b, 600, M_DEFAULT, 0.999999);
 
-	rng_state = 0x5eed0001;
+	rng_state.s = 0x5eed0001;
 	for (int set = 0; set < 20; set++) {
 		size_t n = 1 + rng_below(max_n);
 		__u32 wmax = 1 + rng_below(FL_MAGLEV_MAX_WEIGHT);
@@ -342,7 +334,7 @@ static void disruption_one(const struct disruption_case *dc)
 
 static void test_disruption(void)
 {
-	rng_state = 0x5eed0002;
+	rng_state.s = 0x5eed0002;
 	for (size_t i = 0; i < sizeof(disruption_cases) / sizeof(disruption_cases[0]); i++)
 		disruption_one(&disruption_cases[i]);
 }
@@ -389,7 +381,7 @@ static void test_order_independent(void)
 	__u32 *ref, *t;
 	int same = 0;
 
-	rng_state = 0x5eed0003;
+	rng_state.s = 0x5eed0003;
 	for (__u32 i = 0; i < n; i++)
 		backend_random(&b[i], i, rng_below(21));	/* some 0 */
 	ref = build(b, n, M_DEFAULT);
@@ -417,7 +409,7 @@ static void test_restore_after_readd(void)
 	struct fl_maglev_backend b[100], less[100];
 	__u32 *ref;
 
-	rng_state = 0x5eed0004;
+	rng_state.s = 0x5eed0004;
 	for (__u32 i = 0; i < n; i++)
 		backend_random(&b[i], i, 1 + rng_below(10));
 	ref = build(b, n, M_DEFAULT);
