@@ -1,0 +1,425 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The conntrack stage: one table per worker, written only by that worker,
+ * so no locks and no atomics on the fast path (DESIGN.md "Connection
+ * tracking"). The table lives in memory the caller provides — a named
+ * shared-memory file in fulcrum-dp — and holds no pointers, only positions,
+ * so a restarted fulcrum-dp attaches to it and every flow keeps its backend.
+ *
+ * Layout: a 64-byte header, then buckets of FL_CT_WAYS records. A record is
+ * one cache line and a bucket is FL_CT_WAYS lines. The flow hash (the same
+ * fl_flow_hash value Maglev indexes with) names the bucket and an 8-bit tag;
+ * the bucket's tags ride in the spare bytes of its first line, so a miss
+ * reads one line and a hit at most two.
+ *
+ * Time is the caller's `now` in FL_CT_HZ ticks of CLOCK_MONOTONIC (see
+ * fl_ct_now()), read once per burst. CLOCK_MONOTONIC keeps counting across a
+ * process restart on the same boot, and the file does not survive a reboot,
+ * so stored times stay meaningful for as long as the table exists.
+ */
+#ifndef FL_DP_CONNTRACK_H
+#define FL_DP_CONNTRACK_H
+
+#include <stddef.h>
+#include <string.h>
+#include <time.h>
+#include <linux/types.h>
+#include "flow.h"
+#include "tables.h"
+#include "counters.h"
+#include "pkt.h"
+
+#define FL_CT_MAGIC 0x544346554c4654ULL	/* "TFLUFCT\0" in memory */
+#define FL_CT_VERSION 1u
+#define FL_CT_WAYS 8u
+#define FL_CT_HZ 16u			/* ticks per second of last_seen */
+#define FL_CT_ERR_LEN 256
+
+/* What a record has seen, which decides how long it may stay idle. */
+enum fl_ct_state {
+	FL_CT_NONE = 0,		/* never in a used record */
+	FL_CT_SYN = 1,		/* created by a SYN, no ACK-only packet yet */
+	FL_CT_ESTABLISHED = 2,	/* TCP with an ACK seen (or picked up mid-flow) */
+	FL_CT_CLOSING = 3,	/* TCP after FIN or RST */
+	FL_CT_UDP = 4,		/* any protocol without TCP's handshake */
+	FL_CT_STATE__MAX
+};
+
+/*
+ * One flow, one cache line. The key is fl_flow_key without its always-zero
+ * padding, whose two bytes hold the state instead; vip_id and the
+ * (backend_id, epoch) pair are what the select stage needs on a hit.
+ * `tags` is used in way 0 of a bucket only: the tag of each way, 0 = free.
+ */
+struct fl_ct_rec {
+	union fl_addr src;	/* the first 38 bytes are fl_flow_key's */
+	union fl_addr dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 state;		/* enum fl_ct_state */
+	__u8 pad;		/* zero */
+	__u32 vip_id;
+	__u32 backend_id;
+	__u32 epoch;
+	__u32 last_seen;	/* FL_CT_HZ ticks of CLOCK_MONOTONIC */
+	__u8 tags[FL_CT_WAYS];
+} __attribute__((aligned(64)));
+
+#define FL_CT_KEY_BYTES 38	/* compared bytes: addresses, ports, proto, family */
+
+_Static_assert(sizeof(struct fl_ct_rec) <= 64, "a record is at most one cache line");
+_Static_assert(sizeof(struct fl_ct_rec) == 64, "records are line-aligned in buckets");
+_Static_assert(__builtin_offsetof(struct fl_ct_rec, sport) ==
+	       __builtin_offsetof(struct fl_flow_key, sport), "record key = flow key prefix");
+_Static_assert(__builtin_offsetof(struct fl_ct_rec, family) ==
+	       __builtin_offsetof(struct fl_flow_key, family), "record key = flow key prefix");
+_Static_assert(__builtin_offsetof(struct fl_ct_rec, state) == FL_CT_KEY_BYTES, "state after key");
+_Static_assert(__builtin_offsetof(struct fl_ct_rec, tags) == 56, "tags in the last 8 bytes");
+
+struct fl_ct_bucket {
+	struct fl_ct_rec way[FL_CT_WAYS];
+};
+
+/* The first line of the memory. Written once by fl_ct_init, magic last;
+ * fl_ct_attach refuses memory whose header a build with another layout
+ * wrote. */
+struct fl_ct_header {
+	__u64 magic;
+	__u32 version;
+	__u32 header_size;
+	__u64 mem_size;		/* fl_ct_mem_size(capacity) */
+	__u32 capacity;		/* records: nbuckets * FL_CT_WAYS */
+	__u32 nbuckets;
+	__u16 rec_size;
+	__u16 ways;
+	__u16 tick_hz;
+	__u16 pad0;
+	__u8 pad1[24];
+};
+
+_Static_assert(sizeof(struct fl_ct_header) == 64, "conntrack header is one line");
+
+/* Per-process settings: may change across a restart without touching the
+ * table. Timeouts in seconds, indexed by enum fl_ct_state. */
+struct fl_ct_params {
+	__u32 timeout_s[FL_CT_STATE__MAX];
+	__u32 new_flow_rate;	/* new flows recorded per second; 0 = no cap */
+	__u32 new_flow_burst;	/* token bucket depth; 0 = one second's worth */
+};
+
+/* The worker's handle: process memory, pointing into the table. */
+struct fl_ct {
+	struct fl_ct_bucket *buckets;
+	struct fl_worker_counters *ctr;
+	__u32 nbuckets;
+	__u32 capacity;
+	__u32 used;			/* records in use */
+	__u32 timeout[FL_CT_STATE__MAX];	/* ticks; FL_CT_NONE's is 0 */
+	/* new-flow token bucket, in 1/FL_CT_HZ tokens so refill is exact */
+	__u32 rate;
+	__u32 last_refill;
+	__u64 credit;
+	__u64 credit_max;
+	int primed;			/* last_refill has been set */
+} __attribute__((aligned(64)));
+
+/* Bytes of memory a table of `capacity` records needs (capacity rounded up
+ * to whole buckets); 0 if capacity is 0 or too large. */
+size_t fl_ct_mem_size(__u32 capacity);
+
+/* Format [mem, mem + len) as an empty table of `capacity` records (rounded
+ * up to a multiple of FL_CT_WAYS) and fill *t. mem must be 64-byte aligned
+ * and len >= fl_ct_mem_size(capacity). 0 or -errno with a message. */
+int fl_ct_init(void *mem, size_t len, __u32 capacity, const struct fl_ct_params *p,
+	       struct fl_worker_counters *ctr, struct fl_ct *t, char *err, size_t errlen);
+
+/* Adopt a table fl_ct_init formatted (maybe in an earlier process): checks
+ * magic, version, layout and size, counts the records in use (dropping any
+ * a crash left half-written) and fills *t. 0 or -errno with a message. */
+int fl_ct_attach(void *mem, size_t len, const struct fl_ct_params *p,
+		 struct fl_worker_counters *ctr, struct fl_ct *t, char *err, size_t errlen);
+
+/* Default timeouts and no rate cap, as in the config's defaults. */
+void fl_ct_params_default(struct fl_ct_params *p);
+
+/* CLOCK_MONOTONIC in FL_CT_HZ ticks: call once per burst. Wraps after 8.5
+ * years of uptime; every comparison is by difference, so wrapping is fine. */
+static inline __u32 fl_ct_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u32)((__u64)ts.tv_sec * FL_CT_HZ +
+		       (__u64)ts.tv_nsec / (1000000000u / FL_CT_HZ));
+}
+
+/* The bucket of a hash: multiply-shift uses its high bits, the tag its low
+ * byte, so the two are close to independent. */
+static inline struct fl_ct_bucket *fl_ct_bucket_of(const struct fl_ct *t, __u32 hash)
+{
+	return &t->buckets[((__u64)hash * t->nbuckets) >> 32];
+}
+
+static inline __u64 fl_ct_tag_of(__u32 hash)
+{
+	__u8 tag = (__u8)hash;
+
+	return tag + (tag == 0);	/* 0 marks a free way */
+}
+
+static inline __u64 fl_ct_tags(const struct fl_ct_bucket *b)
+{
+	__u64 tags;
+
+	memcpy(&tags, b->way[0].tags, sizeof(tags));
+	return tags;
+}
+
+/* Bit 7 of byte i set iff byte i of tags equals tag (exact, no carries). */
+static inline __u64 fl_ct_match(__u64 tags, __u64 tag)
+{
+	const __u64 low7 = 0x7f7f7f7f7f7f7f7fULL;
+	__u64 x = tags ^ (tag * 0x0101010101010101ULL);
+
+	return ~(((x & low7) + low7) | x | low7);
+}
+
+static inline int fl_ct_key_eq(const struct fl_ct_rec *r, const struct fl_flow_key *k)
+{
+	return memcmp(r, k, FL_CT_KEY_BYTES) == 0;
+}
+
+/* Ticks from then to now, with a `now` older than then counted as 0: a
+ * stale `now` must not make a fresh record look expired. */
+static inline __u32 fl_ct_since(__u32 then, __u32 now)
+{
+	__s32 d = (__s32)(now - then);
+
+	return d > 0 ? (__u32)d : 0;
+}
+
+static inline __u32 fl_ct_idle(const struct fl_ct_rec *r, __u32 now)
+{
+	return fl_ct_since(r->last_seen, now);
+}
+
+static inline int fl_ct_expired(const struct fl_ct *t, const struct fl_ct_rec *r, __u32 now)
+{
+	return fl_ct_idle(r, now) > t->timeout[r->state];
+}
+
+/* Bring a bucket's tag line into cache a few packets before its lookup. */
+static inline void fl_ct_prefetch(const struct fl_ct *t, __u32 hash)
+{
+	__builtin_prefetch(fl_ct_bucket_of(t, hash), 0, 3);
+}
+
+/* Second stage, once the tag line is in cache: prefetch the lines of the
+ * ways whose tag matches, so the key compare does not wait either. */
+static inline void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
+{
+	const struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
+	__u64 m = fl_ct_match(fl_ct_tags(b), fl_ct_tag_of(hash));
+
+	for (; m; m &= m - 1)
+		__builtin_prefetch(&b->way[__builtin_ctzll(m) >> 3], 1, 3);
+}
+
+/* Free way i of b. The tag goes first: a process killed halfway leaves a
+ * free way with stale bytes, never a used way with a mixed record. */
+static inline void fl_ct_release(struct fl_ct *t, struct fl_ct_bucket *b, unsigned i)
+{
+	b->way[0].tags[i] = 0;
+	t->used--;
+	t->ctr->ct_occupancy = t->used;
+}
+
+/* The used way of b holding key, or -1. */
+static inline int fl_ct_find(const struct fl_ct_bucket *b, const struct fl_flow_key *key, __u32 hash)
+{
+	__u64 m = fl_ct_match(fl_ct_tags(b), fl_ct_tag_of(hash));
+
+	for (; m; m &= m - 1) {
+		int i = __builtin_ctzll(m) >> 3;
+
+		if (fl_ct_key_eq(&b->way[i], key))
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * The record of key, with last_seen set to now, or NULL. A record idle for
+ * longer than its state's timeout is absent: it is freed here and counted
+ * in ct_expired (and the lookup in ct_misses).
+ */
+static inline struct fl_ct_rec *fl_ct_lookup(struct fl_ct *t, const struct fl_flow_key *key,
+					     __u32 hash, __u32 now)
+{
+	struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
+	int i = fl_ct_find(b, key, hash);
+	struct fl_ct_rec *r;
+
+	if (i < 0)
+		goto miss;
+	r = &b->way[i];
+	if (fl_ct_expired(t, r, now)) {
+		fl_ct_release(t, b, (unsigned)i);
+		t->ctr->ct_expired++;
+		goto miss;
+	}
+	r->last_seen = now;
+	t->ctr->ct_hits++;
+	return r;
+miss:
+	t->ctr->ct_misses++;
+	return NULL;
+}
+
+/* The state a new record starts in, from the packet that creates it. A TCP
+ * packet other than a bare SYN means the flow began before we saw it (a
+ * restart, an eviction, an ECMP change): treat it as established. */
+static inline enum fl_ct_state fl_ct_initial_state(__u8 proto, __u8 tcp_flags)
+{
+	if (proto != 6 /* IPPROTO_TCP */)
+		return FL_CT_UDP;
+	if (tcp_flags & (FL_TCP_FIN | FL_TCP_RST))
+		return FL_CT_CLOSING;
+	if ((tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN)
+		return FL_CT_SYN;
+	return FL_CT_ESTABLISHED;
+}
+
+/*
+ * Advance a found record's state with the packet's TCP flags: FIN or RST
+ * make it closing (short timeout), an ACK without SYN makes a SYN record
+ * established, and a bare SYN on a closing record is the client reusing the
+ * ports for a new connection, which keeps the backend but starts over.
+ */
+static inline void fl_ct_track(struct fl_ct_rec *r, __u8 tcp_flags)
+{
+	__u8 syn_ack = tcp_flags & (FL_TCP_SYN | FL_TCP_ACK);
+
+	if (r->state == FL_CT_UDP)
+		return;
+	if (tcp_flags & (FL_TCP_FIN | FL_TCP_RST))
+		r->state = FL_CT_CLOSING;
+	else if (syn_ack == FL_TCP_ACK && r->state == FL_CT_SYN)
+		r->state = FL_CT_ESTABLISHED;
+	else if (syn_ack == FL_TCP_SYN && r->state == FL_CT_CLOSING)
+		r->state = FL_CT_SYN;
+}
+
+/* Point a record whose backend no longer keeps flows (fl_backend_keeps_flows
+ * failed) at the newly selected one. */
+static inline void fl_ct_rebind(struct fl_ct *t, struct fl_ct_rec *r, __u32 backend_id, __u32 epoch)
+{
+	r->backend_id = backend_id;
+	r->epoch = epoch;
+	t->ctr->ct_reselected++;
+}
+
+/*
+ * Whether a new flow may be recorded now: a token bucket of new_flow_rate
+ * per second. Past it the caller forwards the flow by its hash without a
+ * record (counted here in ct_rate_capped): a SYN flood then fills at most
+ * rate * syn_timeout records and cannot push established flows out.
+ */
+static inline int fl_ct_admit(struct fl_ct *t, __u32 now)
+{
+	if (t->rate == 0)
+		return 1;
+	if (!t->primed) {
+		t->primed = 1;
+		t->last_refill = now;
+		t->credit = t->credit_max;
+	} else if (now != t->last_refill) {
+		__u64 add = (__u64)fl_ct_since(t->last_refill, now) * t->rate;	/* < 2^63 */
+
+		t->credit = add >= t->credit_max - t->credit ? t->credit_max : t->credit + add;
+		t->last_refill = now;
+	}
+	if (t->credit >= FL_CT_HZ) {
+		t->credit -= FL_CT_HZ;
+		return 1;
+	}
+	t->ctr->ct_rate_capped++;
+	return 0;
+}
+
+/* The way of b a new record takes: a free one; else the least recently
+ * seen of the expired ones (counted ct_expired); else the least recently
+ * seen of all (counted ct_evictions). */
+static inline unsigned fl_ct_victim(struct fl_ct *t, struct fl_ct_bucket *b, __u32 now)
+{
+	__u64 free = fl_ct_match(fl_ct_tags(b), 0);
+	unsigned i, old = 0, old_exp = FL_CT_WAYS;
+	__u32 idle_max = 0, idle_exp_max = 0;
+
+	if (free)
+		return (unsigned)__builtin_ctzll(free) >> 3;
+	for (i = 0; i < FL_CT_WAYS; i++) {
+		__u32 idle = fl_ct_idle(&b->way[i], now);
+
+		if (idle > t->timeout[b->way[i].state] &&
+		    (old_exp == FL_CT_WAYS || idle > idle_exp_max)) {
+			old_exp = i;
+			idle_exp_max = idle;
+		}
+		if (i == 0 || idle > idle_max) {
+			old = i;
+			idle_max = idle;
+		}
+	}
+	if (old_exp != FL_CT_WAYS) {
+		t->ctr->ct_expired++;
+		old = old_exp;
+	} else {
+		t->ctr->ct_evictions++;
+	}
+	fl_ct_release(t, b, old);
+	return old;
+}
+
+/*
+ * Record a flow and return its record; never fails. An existing record of
+ * the same key is overwritten. When the bucket is full the least recently
+ * seen record of that bucket is evicted: eviction is per bucket, an
+ * approximate global LRU, because finding the globally oldest record would
+ * need a list threaded through the table (pointers or indices written on
+ * every hit, two more lines per packet) or a scan; with 8 ways the victim
+ * is the oldest of 8 random records: in expectation among the oldest ninth
+ * of the table, and the bucket's line is one the insert reads anyway.
+ */
+static inline struct fl_ct_rec *fl_ct_insert(struct fl_ct *t, const struct fl_flow_key *key,
+					     __u32 hash, __u32 vip_id, __u32 backend_id,
+					     __u32 epoch, enum fl_ct_state state, __u32 now)
+{
+	struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
+	int found = fl_ct_find(b, key, hash);
+	unsigned i = found >= 0 ? (unsigned)found : fl_ct_victim(t, b, now);
+	struct fl_ct_rec *r = &b->way[i];
+
+	if (found >= 0) {
+		b->way[0].tags[i] = 0;	/* rewritten below; see fl_ct_release */
+	} else {
+		t->used++;
+		t->ctr->ct_occupancy = t->used;
+		t->ctr->new_flows++;
+	}
+	__asm__ volatile("" ::: "memory");	/* tag cleared before the body */
+	memcpy(r, key, FL_CT_KEY_BYTES);
+	r->state = (__u8)state;
+	r->pad = 0;
+	r->vip_id = vip_id;
+	r->backend_id = backend_id;
+	r->epoch = epoch;
+	r->last_seen = now;
+	__asm__ volatile("" ::: "memory");	/* body written before the tag */
+	b->way[0].tags[i] = (__u8)fl_ct_tag_of(hash);
+	return r;
+}
+
+#endif /* FL_DP_CONNTRACK_H */
