@@ -111,9 +111,10 @@ int fl_ct_init(void *mem, size_t len, __u32 capacity, const struct fl_ct_params 
 		return rc;
 
 	/* Magic last, so memory a crash left half-formatted is refused by
-	 * attach and formatted again. */
+	 * attach and formatted again. A crashed process leaves every store it
+	 * executed in the shared pages, so only the compiler's order matters. */
 	h->magic = 0;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	memset(h + 1, 0, size_for_buckets(nb) - sizeof(*h));
 	*h = (struct fl_ct_header){
 		.version = FL_CT_VERSION,
