@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "encap.h"
@@ -811,68 +810,6 @@ static void test_icmp_refusals(void)
 	      "IPv6 multicast source");
 }
 
-/* ---- rough speed, not asserted ---- */
-
-static double now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-#define BENCH_FRAMES 32	/* a burst's worth, so no call reads what the last one wrote */
-
-static void bench_one(const char *name, enum fl_method m, int ifam, int bfam, uint32_t payload,
-		      long iters)
-{
-	static struct rx r[BENCH_FRAMES];
-	struct fl_encap_ctx c;
-	struct fl_backend b;
-	enum fl_drop_reason why;
-	unsigned fails = 0;
-	double t0, t1;
-
-	for (int i = 0; i < BENCH_FRAMES; i++)
-		rx_build(&r[i], ifam, 0, payload, 1, 0);
-	ctx_init(&c, 1500);
-	backend_init(&b, bfam);
-	t0 = now_ns();
-	for (long i = 0; i < iters; i++) {
-		/* The same frames again and again: encap writes only in front
-		 * of the inner packet and reads nothing there but the L2 header. */
-		struct rx *x = &r[i % BENCH_FRAMES];
-		uint8_t *f = x->frame;
-		uint32_t len = x->len;
-
-		x->p.hash = (__u32)i * 0x9e3779b1u;
-		fails += (unsigned)fl_encap(&c, m, &b, &x->p, &f, &len, HEADROOM, &why) != 0;
-		__asm__ volatile("" : : "r"(f), "r"(len) : "memory");
-	}
-	t1 = now_ns();
-	CHECK(fails == 0, "%s: %u failures", name, fails);
-	printf("  %-24s %6.1f ns/packet (%u-byte inner, %ld calls)\n", name, (t1 - t0) / iters,
-	       r[0].p.ip_len, iters);
-}
-
-static void test_bench(void)
-{
-#if defined(__SANITIZE_ADDRESS__)
-	const long iters = 1000000;
-#else
-	const long iters = 10000000;
-#endif
-	bench_one("ipip v4", FL_METHOD_IPIP, 4, 4, 0, iters);
-	bench_one("ipip v4", FL_METHOD_IPIP, 4, 4, 1400, iters);
-	bench_one("ip6ip6", FL_METHOD_IP6IP6, 6, 6, 0, iters);
-	bench_one("ip6ip6", FL_METHOD_IP6IP6, 6, 6, 1400, iters);
-	bench_one("gue v4", FL_METHOD_GUE, 4, 4, 0, iters);
-	bench_one("gue v4", FL_METHOD_GUE, 4, 4, 1400, iters);
-	bench_one("gue v6 (UDP checksum)", FL_METHOD_GUE, 6, 6, 0, iters);
-	bench_one("gue v6 (UDP checksum)", FL_METHOD_GUE, 6, 6, 1392, iters);
-	bench_one("l2dsr", FL_METHOD_L2DSR, 4, 4, 1400, iters);
-}
-
 static const struct fl_test_case cases[] = {
 	{"overhead", test_overhead},
 	{"ipip", test_ipip},
@@ -892,7 +829,6 @@ static const struct fl_test_case cases[] = {
 	{"icmp6_too_big", test_icmp6_too_big},
 	{"icmp4_exact", test_icmp4_exact},
 	{"icmp_refusals", test_icmp_refusals},
-	{"bench", test_bench},
 };
 
 FL_TEST_MAIN(cases)

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "check.h"
 #include "rng.h"
@@ -1162,59 +1161,6 @@ static void test_random(void)
 			printf("  drop %-16s %lu\n", fl_drop_names[i], reasons[i]);
 }
 
-/* ---- throughput (printed, not asserted) -------------------------------- */
-
-/* Frame and record cache-line aligned, as an mbuf's data (headroom 128)
- * is; the frame stays hot in L1, so this is the parse's own cost. */
-static double ns_per_parse(const struct frame *f, unsigned long n)
-{
-	static __u8 data[256] __attribute__((aligned(64)));
-	static struct fl_pkt p __attribute__((aligned(64)));
-	struct timespec a, b;
-	enum fl_drop_reason why;
-	volatile unsigned long sink = 0;
-	unsigned long acc = 0;
-
-	memcpy(data, f->b, f->len);
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (unsigned long i = 0; i < n; i++) {
-		acc += fl_parse(data, f->len, &p, &why);
-		acc += p.key.sport;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	sink = acc;
-	(void)sink;
-	return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n;
-}
-
-/* The best of five rounds of 2M parses: on a shared virtual machine the
- * rate moves by 2x for seconds at a time, and the minimum is the figure
- * least disturbed by neighbours. */
-static double best_ns_per_parse(const struct frame *f)
-{
-	double best = 1e9;
-
-	for (int i = 0; i < 5; i++) {
-		double ns = ns_per_parse(f, 2000000);
-
-		if (ns < best)
-			best = ns;
-	}
-	return best;
-}
-
-static void test_throughput(void)
-{
-	struct frame f;
-
-	build_v4_tcp(&f);
-	printf("throughput: ipv4 tcp %.2f ns/parse\n", best_ns_per_parse(&f));
-	build_v6_ext(&f);
-	printf("throughput: ipv6 3 ext tcp %.2f ns/parse\n", best_ns_per_parse(&f));
-	build_icmp4_fn(&f, TCP, 0, 8, 1400);
-	printf("throughput: icmp4 fn %.2f ns/parse\n", best_ns_per_parse(&f));
-}
-
 static const struct fl_test_case cases[] = {
 	{ "ipv4_tcp", test_ipv4_tcp },
 	{ "ipv4_udp", test_ipv4_udp },
@@ -1240,7 +1186,6 @@ static const struct fl_test_case cases[] = {
 	{ "bad_version", test_bad_version },
 	{ "truncation", test_truncation },
 	{ "random", test_random },
-	{ "throughput", test_throughput },
 };
 
 FL_TEST_MAIN(cases)
