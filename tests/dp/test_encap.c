@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "frame.h"
 #include "encap.h"
 
 #define HEADROOM 128u
@@ -71,36 +72,6 @@ static uint32_t get32(const uint8_t *d)
 	return (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 | d[3];
 }
 
-/* ---- byte writers for the frames built here ---- */
-
-struct w {
-	uint8_t *d;
-	size_t o;
-};
-
-static void put8(struct w *w, unsigned v)
-{
-	w->d[w->o++] = (uint8_t)v;
-}
-
-static void put16(struct w *w, unsigned v)
-{
-	put8(w, v >> 8);
-	put8(w, v);
-}
-
-static void put32(struct w *w, uint32_t v)
-{
-	put16(w, v >> 16);
-	put16(w, v & 0xffff);
-}
-
-static void putn(struct w *w, const uint8_t *s, size_t n)
-{
-	memcpy(w->d + w->o, s, n);
-	w->o += n;
-}
-
 static void set16(uint8_t *d, unsigned v)
 {
 	d[0] = (uint8_t)(v >> 8);
@@ -126,14 +97,13 @@ struct rx {
  */
 static void rx_build(struct rx *r, int family, int vlan, uint32_t payload, int df, uint8_t tos)
 {
-	struct w w;
+	static struct frame w;
 	size_t l3, ip_len = (family == 6 ? 40u : 20u) + 20u + payload;
 
 	memset(r, 0, sizeof(*r));
 	r->frame = r->buf + HEADROOM;
 	r->vlan = vlan;
-	w.d = r->frame;
-	w.o = 0;
+	w.len = 0;
 	putn(&w, PORT_MAC, 6);
 	putn(&w, PEER_MAC, 6);
 	if (vlan) {
@@ -141,7 +111,7 @@ static void rx_build(struct rx *r, int family, int vlan, uint32_t payload, int d
 		put16(&w, TCI);
 	}
 	put16(&w, family == 6 ? 0x86dd : 0x0800);
-	l3 = w.o;
+	l3 = w.len;
 	if (family == 4) {
 		put8(&w, 0x45);
 		put8(&w, tos);
@@ -153,7 +123,7 @@ static void rx_build(struct rx *r, int family, int vlan, uint32_t payload, int d
 		put16(&w, 0);
 		putn(&w, CLIENT4, 4);
 		putn(&w, VIP4, 4);
-		set16(w.d + l3 + 10, (uint16_t)~ref_fold(ref_sum(0, w.d + l3, 20)));
+		set16(w.b + l3 + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + l3, 20)));
 	} else {
 		put32(&w, 6u << 28 | (uint32_t)tos << 20 | 0xabcde);
 		put16(&w, 20 + payload);
@@ -176,7 +146,8 @@ static void rx_build(struct rx *r, int family, int vlan, uint32_t payload, int d
 		put8(&w, i * 7 + 3);
 	for (uint32_t i = 0; i < PAD_LEN; i++)
 		put8(&w, 0xee);
-	r->len = (uint32_t)w.o;
+	r->len = w.len;
+	memcpy(r->frame, w.b, w.len);
 	memcpy(r->orig, r->frame, r->len);
 
 	r->p.key.family = family == 6 ? FL_AF_INET6 : FL_AF_INET;
@@ -232,8 +203,10 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 	const uint32_t payload = ip_len + (gue ? 8 : 0);
 	const uint8_t proto = gue ? 17 : inner6 ? 41 : 4;
 	const int df = inner6 || (inner[6] & 0x40);
-	struct w w = {out, 0};
+	static struct frame w;
 	size_t ip_at, udp_at = 0;
+
+	w.len = 0;
 
 	putn(&w, m == FL_METHOD_L2DSR ? BACKEND_MAC : NH_MAC, 6);
 	putn(&w, PORT_MAC, 6);
@@ -242,7 +215,7 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 		put16(&w, TCI);
 	}
 	put16(&w, outer6 ? 0x86dd : 0x0800);
-	ip_at = w.o;
+	ip_at = w.len;
 	if (m != FL_METHOD_L2DSR && !outer6) {
 		put8(&w, 0x45);
 		put8(&w, r->p.tos);
@@ -254,7 +227,7 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 		put16(&w, 0);
 		putn(&w, TUN4, 4);
 		putn(&w, BACKEND4, 4);
-		set16(out + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, out + ip_at, 20)));
+		set16(w.b + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + ip_at, 20)));
 	} else if (m != FL_METHOD_L2DSR) {
 		put32(&w, 6u << 28 | (uint32_t)r->p.tos << 20 | ((HASH >> 12) & 0xfffff));
 		put16(&w, payload);
@@ -264,7 +237,7 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 		putn(&w, BACKEND6, 16);
 	}
 	if (gue) {
-		udp_at = w.o;
+		udp_at = w.len;
 		put16(&w, 0x8000 | (HASH >> 17));
 		put16(&w, GUE_PORT);
 		put16(&w, 8 + ip_len);
@@ -273,11 +246,12 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 	putn(&w, inner, ip_len);
 	if (gue && outer6) {
 		uint32_t s = ref_pseudo6(TUN6, BACKEND6, 8 + ip_len, 17);
-		uint16_t ck = (uint16_t)~ref_fold(ref_sum(s, out + udp_at, 8 + ip_len));
+		uint16_t ck = (uint16_t)~ref_fold(ref_sum(s, w.b + udp_at, 8 + ip_len));
 
-		set16(out + udp_at + 6, ck ? ck : 0xffff);
+		set16(w.b + udp_at + 6, ck ? ck : 0xffff);
 	}
-	return w.o;
+	memcpy(out, w.b, w.len);
+	return w.len;
 }
 
 static const char *mname(enum fl_method m)
@@ -735,8 +709,9 @@ static void test_icmp6_too_big(void)
 static void test_icmp4_exact(void)
 {
 	static struct rx r;
-	static uint8_t out[256], want[256];
-	struct w w = {want, 0};
+	static uint8_t out[256];
+	static struct frame w;
+	const uint8_t *want = w.b;
 	size_t ip_at, icmp_at;
 	uint32_t n;
 
@@ -747,7 +722,7 @@ static void test_icmp4_exact(void)
 	put16(&w, 0x8100);
 	put16(&w, TCI);
 	put16(&w, 0x0800);
-	ip_at = w.o;
+	ip_at = w.len;
 	put8(&w, 0x45);
 	put8(&w, 0xc0);			/* precedence "internetwork control" */
 	put16(&w, 20 + 8 + r.p.ip_len);
@@ -758,17 +733,17 @@ static void test_icmp4_exact(void)
 	put16(&w, 0);
 	putn(&w, VIP4, 4);
 	putn(&w, CLIENT4, 4);
-	set16(want + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, want + ip_at, 20)));
-	icmp_at = w.o;
+	set16(w.b + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + ip_at, 20)));
+	icmp_at = w.len;
 	put8(&w, 3);
 	put8(&w, 4);
 	put16(&w, 0);
 	put16(&w, 0);
 	put16(&w, 1480);
 	putn(&w, r.orig + r.p.l3_off, r.p.ip_len);
-	set16(want + icmp_at + 2,
+	set16(w.b + icmp_at + 2,
 	      (uint16_t)~ref_fold(ref_sum(0, want + icmp_at, 8 + r.p.ip_len)));
-	REQUIRE(n == w.o, "length %u, expected %zu", n, w.o);
+	REQUIRE(n == w.len, "length %u, expected %u", n, w.len);
 	if (memcmp(out, want, n) != 0) {
 		CHECK(0, "ICMP answer bytes differ");
 		dump("got", out, n);

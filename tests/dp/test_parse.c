@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "rng.h"
+#include "frame.h"
 #include "parse.h"
 
 #define TCP 6
@@ -44,40 +45,6 @@ static const __u8 router6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0xee, [15] = 1 };
 #define NO_REASON FL_DROP__MAX
 
 /* ---- frame builders ---------------------------------------------------- */
-
-struct frame {
-	__u8 b[512];
-	__u32 len;
-};
-
-static void put8(struct frame *f, unsigned v)
-{
-	f->b[f->len++] = (__u8)v;
-}
-
-static void put16(struct frame *f, unsigned v)
-{
-	put8(f, v >> 8);
-	put8(f, v);
-}
-
-static void put32(struct frame *f, __u32 v)
-{
-	put16(f, v >> 16);
-	put16(f, v & 0xffff);
-}
-
-static void putn(struct frame *f, const __u8 *src, unsigned n)
-{
-	memcpy(f->b + f->len, src, n);
-	f->len += n;
-}
-
-static void fill(struct frame *f, unsigned n, unsigned v)
-{
-	while (n--)
-		put8(f, v);
-}
 
 static void set16(struct frame *f, __u32 at, unsigned v)
 {
