@@ -86,6 +86,28 @@ struct fl_backend_counters {
 };
 
 _Static_assert(sizeof(struct fl_worker_counters) % 64 == 0, "worker counters fill whole lines");
+
+#ifndef __bpf__
+/* The scalar counters by name, for stats and metrics (drops: fl_drop_names). */
+struct fl_counter_field {
+	const char *name;
+	unsigned offset;
+};
+
+#define FL_COUNTER(f) { #f, __builtin_offsetof(struct fl_worker_counters, f) }
+static const struct fl_counter_field fl_counter_fields[] = {
+	FL_COUNTER(rx_packets), FL_COUNTER(rx_bytes), FL_COUNTER(tx_packets),
+	FL_COUNTER(tx_bytes), FL_COUNTER(new_flows), FL_COUNTER(ct_hits),
+	FL_COUNTER(ct_misses), FL_COUNTER(ct_evictions), FL_COUNTER(ct_expired),
+	FL_COUNTER(ct_occupancy), FL_COUNTER(ct_rate_capped), FL_COUNTER(ct_reselected),
+	FL_COUNTER(exception_packets), FL_COUNTER(exception_tx_packets),
+	FL_COUNTER(icmp_forwarded), FL_COUNTER(icmp_generated),
+};
+#undef FL_COUNTER
+_Static_assert(sizeof(fl_counter_fields) / sizeof(fl_counter_fields[0]) ==
+		       __builtin_offsetof(struct fl_worker_counters, drops) / sizeof(__u64),
+	       "every scalar counter has a name");
+#endif
 _Static_assert(sizeof(struct fl_vip_counters) == 32, "vip counters layout");
 _Static_assert(sizeof(struct fl_backend_counters) == 16, "backend counters layout");
 

@@ -538,6 +538,11 @@ void fl_tables_copy(struct fl_tables *dst, const struct fl_tables *src)
 	memcpy(dst->ring, src->ring, (size_t)src->hdr->ring_used * sizeof(__u32));
 }
 
+void fl_writer_abort(struct fl_shm *shm)
+{
+	shm->pending_slot = -1;
+}
+
 int fl_writer_publish(struct fl_shm *shm)
 {
 	__u64 p = __atomic_load_n(&shm->hdr->published, __ATOMIC_RELAXED);

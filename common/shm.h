@@ -189,6 +189,14 @@ static inline const struct fl_vip *fl_vip_find(const struct fl_tables *t, const 
 	return NULL;
 }
 
+/* The backend id the Maglev ring of vip gives a flow of this hash
+ * (FL_BACKEND_NONE for an empty ring): the one selection rule of DESIGN.md,
+ * used by the data plane and by lookups alike. */
+static inline __u32 fl_tables_pick(const struct fl_tables *t, const struct fl_vip *vip, __u32 hash)
+{
+	return t->ring[vip->ring_offset + hash % vip->ring_size];
+}
+
 /* ---- reader side (fulcrum-dp workers) ---- */
 
 struct fl_reader {
@@ -247,6 +255,10 @@ void fl_tables_index_vips(struct fl_tables *t);
 
 /* Copies every table of src into dst (slots of the same mapping). */
 void fl_tables_copy(struct fl_tables *dst, const struct fl_tables *src);
+
+/* Gives up the slot fl_writer_acquire returned, unpublished (after a failed
+ * write: a half-written slot must never be published). */
+void fl_writer_abort(struct fl_shm *shm);
 
 /* Publishes the slot fl_writer_acquire returned as the next generation;
  * -EINVAL when none was acquired. */

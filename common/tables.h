@@ -60,7 +60,9 @@ struct fl_vip {
 /*
  * A backend id names one backend of one VIP. While the id exists its epoch
  * is fixed; giving the id to another backend increments the epoch, so a
- * conntrack record of (id, epoch) can tell that its backend is gone.
+ * conntrack record of (id, epoch) can tell that its backend is gone. A FREE
+ * record keeps its last epoch, and the slot's backend_count covers freed ids
+ * too: a restarted fulcrum-cp continues every epoch from there.
  */
 struct fl_backend {
 	struct fl_backend_key key;
