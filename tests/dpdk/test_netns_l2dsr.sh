@@ -3,9 +3,13 @@
 # A real TCP connection through fulcrum-dp: client, balancer and backend in
 # network namespaces on one bridge; fulcrum-dp on net_af_packet over the
 # balancer's veth; L2 DSR to a backend that has the VIP on lo and answers the
-# client directly. Every address is inside namespaces this script makes.
+# client directly. The balancer's kernel is blind on that veth (a tc program
+# drops what it would receive), so its own address lives on fulcrum-dp's TAP:
+# ARP and a TCP service of the host (as SSH would be) work only through the
+# exception path. Every address is inside namespaces this script makes.
 set -euo pipefail
 build=${FL_BUILD_DIR:?}
+blind=${FL_BLIND_BPF:?}
 id=$$
 ns_cli=fl$id-cli ns_lb=fl$id-lb ns_be=fl$id-be ns_br=fl$id-br
 dir=$(mktemp -d /tmp/fl-netns-XXXXXX)
@@ -25,15 +29,17 @@ ip -n $ns_br link add br0 type bridge
 ip -n $ns_br link set br0 up
 # host side in its namespace, bridge port in the bridge's
 join() {
-	local ns=$1 ifc=$2 addr=$3
+	local ns=$1 ifc=$2 addr=${3:-}
 	ip link add "$ifc" netns "$ns" type veth peer name "p-$ifc" netns $ns_br
 	ip -n $ns_br link set "p-$ifc" master br0 up
-	ip -n "$ns" addr add "$addr/24" dev "$ifc"
+	[ -z "$addr" ] || ip -n "$ns" addr add "$addr/24" dev "$ifc"
 	ip -n "$ns" link set "$ifc" up
 	ip -n "$ns" link set lo up
 }
 join $ns_cli c0 10.99.0.2
-join $ns_lb l0 10.99.0.1
+join $ns_lb l0
+ip netns exec $ns_lb tc qdisc add dev l0 clsact
+ip netns exec $ns_lb tc filter add dev l0 ingress bpf da obj "$blind" sec tc
 join $ns_be b0 10.99.0.3
 # af_packet hands the PMD whole frames only without offloads
 ip netns exec $ns_lb ethtool -K l0 rx off tx off gro off gso off tso off >/dev/null 2>&1 || true
@@ -48,6 +54,10 @@ mkdir "$dir/www"
 echo "backend be1" > "$dir/www/index.html"
 ip netns exec $ns_be /usr/bin/python3 -m http.server 80 --bind 0.0.0.0 --directory "$dir/www" \
 	>"$dir/http.log" 2>&1 &
+mkdir "$dir/host"
+echo "the balancer host" > "$dir/host/index.html"
+ip netns exec $ns_lb /usr/bin/python3 -m http.server 2222 --bind 0.0.0.0 --directory "$dir/host" \
+	>"$dir/host.log" 2>&1 &
 
 cat > "$dir/fulcrum.conf" <<CONF
 global: { shm_name = "$dir/shm"; };
@@ -70,6 +80,15 @@ CONF
 "$build/cp/fulcrum-tables" "$dir/fulcrum.conf" >/dev/null || fail "fulcrum-tables"
 ip netns exec $ns_lb "$build/dp/fulcrum-dp" -c "$dir/fulcrum.conf" >"$dir/dp.log" 2>&1 &
 dp_pid=$!
+# the host's address goes on the TAP fulcrum-dp made, once it is there
+tap=fl-n$id
+for i in $(seq 1 40); do
+	ip -n $ns_lb link show $tap >/dev/null 2>&1 && break
+	kill -0 $dp_pid 2>/dev/null || fail "fulcrum-dp exited"
+	sleep 0.25
+done
+ip -n $ns_lb addr add 10.99.0.1/24 dev $tap || fail "no exception interface $tap"
+ip -n $ns_lb link set $tap up
 
 # bounded: the server and fulcrum-dp come up within a few seconds
 ok=0
@@ -85,7 +104,14 @@ for i in $(seq 1 20); do
 	out=$(ip netns exec $ns_cli curl -s --max-time 2 "http://$vip/") || fail "request $i failed"
 	[ "$out" = "backend be1" ] || fail "request $i answered '$out'"
 done
+host=$(ip netns exec $ns_cli curl -s --max-time 2 "http://10.99.0.1:2222/") ||
+	fail "the host's own TCP service is unreachable through the exception path"
+[ "$host" = "the balancer host" ] || fail "host service answered '$host'"
 kill -USR1 $dp_pid; sleep 0.5
+exc=$(awk '$1 == "exception_packets" { v = $2 } END { print v + 0 }' "$dir/dp.log")
+exc_tx=$(awk '$1 == "exception_tx_packets" { v = $2 } END { print v + 0 }' "$dir/dp.log")
+[ "$exc" -gt 0 ] && [ "$exc_tx" -gt 0 ] || fail "exception path: $exc to the kernel, $exc_tx from it"
 tx=$(awk '$1 == "tx_packets" { v = $2 } END { print v + 0 }' "$dir/dp.log")
 [ "$tx" -ge 40 ] || fail "fulcrum-dp forwarded $tx packets for 21 connections"
-echo "ok netns_l2dsr: 21 HTTP requests through the VIP, fulcrum-dp forwarded $tx packets"
+echo "ok netns_l2dsr: 21 HTTP requests through the VIP, fulcrum-dp forwarded $tx packets;" \
+	"host service and ARP through the TAP: $exc packets to the kernel, $exc_tx from it"
