@@ -33,19 +33,20 @@ class Lab:
         self.config = os.path.join(self.dir, "fulcrum.conf")
         self.write_config(vips)
 
-    def write_config(self, vips):
+    def write_config(self, vips, workers="1", lcores="0,1", device=None):
         self.vips = vips
         inp, out = os.path.join(self.dir, "in.pcap"), os.path.join(self.dir, "out.pcap")
+        device = device or f"net_pcap_{self.tag},rx_pcap={inp},tx_pcap={out}"
         text = f"""
 global: {{ shm_name = "{self.shm}"; hash_seed = 0x1234567887654321L; }};
 limits: {{ max_vips = 16; max_backends = 64; ring_entries = 1048576; max_workers = 2; }};
 dataplane: {{
   mode = "dpdk";
   dpdk: {{
-    eal_args = [ "--no-huge", "-m", "256", "--no-pci", "-l", "0,1",
+    eal_args = [ "--no-huge", "-m", "256", "--no-pci", "--lcores", "{lcores}",
                  "--file-prefix", "{self.tag}", "--log-level", "lib.eal:error" ];
-    ports = ( {{ name = "{self.tag}"; device = "net_pcap_{self.tag},rx_pcap={inp},tx_pcap={out}"; }} );
-    workers = [ 1 ];
+    ports = ( {{ name = "{self.tag}"; device = "{device}"; }} );
+    workers = [ {workers} ];
     idle_backoff_us = 1000;
   }};
   next_hop: {{ mac = "{NEXT_HOP_MAC}"; }};
@@ -66,6 +67,12 @@ vips = ( {vips} );
         if r.returncode != 0:
             raise Failure(f"fulcrum-tables: {r.stdout}{r.stderr}")
         return r.stdout
+
+    def start_fails(self):
+        """Runs fulcrum-dp expecting it to refuse to start: (exit code, stderr)."""
+        wrpcap(os.path.join(self.dir, "in.pcap"), [], linktype=1)
+        r = subprocess.run([DP, "-c", self.config], capture_output=True, text=True, timeout=30)
+        return r.returncode, r.stderr
 
     def lookup(self, src, sport, dst, dport, proto="tcp"):
         out = self.publish("--lookup", f"{src}:{sport}", f"{dst}:{dport}", proto)

@@ -150,6 +150,40 @@ def case_too_big(lab):
     check(out[0][IP].dst == "198.51.100.7" and out[0][IP].src == VIP4, "answer to the client from the VIP")
 
 
+def case_startup_errors(lab):
+    """Each refusal is one clear line and a non-zero exit."""
+    v = vip(VIP4, 80, "ipip", BACKENDS4)
+    want = []
+    lab.write_config(v)
+    want.append(("no tables", "is fulcrum-cp running?"))
+    rc, err = lab.start_fails()
+    results = [(rc, err)]
+    lab.publish()
+    lab.write_config(v, device="net_nosuchdriver0")
+    want.append(("port not found", "port net_nosuchdriver0: cannot probe device"))
+    results.append(lab.start_fails())
+    lab.write_config(v, workers="1, 2", lcores="0,1,2@1")
+    want.append(("queue count", "2 queues asked, the device has 1"))
+    results.append(lab.start_fails())
+    lab.write_config(v, workers="3")
+    want.append(("core unavailable", "worker lcore 3 is not enabled"))
+    results.append(lab.start_fails())
+    lab.write_config(v, workers="0")
+    want.append(("main lcore", "worker lcore 0 is the EAL main lcore"))
+    results.append(lab.start_fails())
+    lab.write_config(v)
+    with open(lab.shm, "r+b") as f:      # abi_version: bytes 8..11 of the header
+        f.seek(8)
+        f.write((99).to_bytes(4, "little"))
+    want.append(("ABI", "ABI version 99, this build speaks 1"))
+    results.append(lab.start_fails())
+    for (what, text), (rc, err) in zip(want, results):
+        lines = [l for l in err.splitlines() if l.startswith("fulcrum-dp:")]
+        print(f"{what}: exit {rc}: {lines}")
+        check(rc != 0, f"{what}: fulcrum-dp started (exit {rc})")
+        check(any(text in l for l in lines), f"{what}: no line saying '{text}' in {err!r}")
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
