@@ -176,7 +176,7 @@ static inline const struct fl_vip *fl_vip_find(const struct fl_tables *t, const 
 
 	for (__u32 n = 0; n <= t->vip_index_mask; n++, i = (i + 1) & t->vip_index_mask) {
 		__u32 e = t->vip_index[i];
-		if (e == 0)
+		if (e == 0 || e > t->max_vips)
 			return NULL;
 		const struct fl_vip *v = &t->vips[e - 1];
 		if (v->port == port && v->proto == proto && v->family == family &&
@@ -190,11 +190,17 @@ static inline const struct fl_vip *fl_vip_find(const struct fl_tables *t, const 
 }
 
 /* The backend id the Maglev ring of vip gives a flow of this hash
- * (FL_BACKEND_NONE for an empty ring): the one selection rule of DESIGN.md,
+ * (FL_BACKEND_NONE for an empty ring, or a ring outside the slot; the id
+ * itself is the caller's to bound): the one selection rule of DESIGN.md,
  * used by the data plane and by lookups alike. */
 static inline __u32 fl_tables_pick(const struct fl_tables *t, const struct fl_vip *vip, __u32 hash)
 {
-	return t->ring[vip->ring_offset + hash % vip->ring_size];
+	__u32 off = vip->ring_offset, size = vip->ring_size;
+
+	/* what shared memory says is never trusted as an index */
+	if (size == 0 || off > t->ring_entries || size > t->ring_entries - off)
+		return FL_BACKEND_NONE;
+	return t->ring[off + hash % size];
 }
 
 /* ---- reader side (fulcrum-dp workers) ---- */

@@ -62,11 +62,8 @@ static inline const struct fl_backend *backend_at(const struct burst *s, __u32 i
  * or a ring or id out of the slot's bounds). */
 static inline __u32 maglev_pick(const struct burst *s, const struct fl_vip *v, __u32 hash)
 {
-	__u32 off = v->ring_offset, size = v->ring_size, id;
+	__u32 id = fl_tables_pick(s->t, v, hash);
 
-	if (unlikely(size == 0 || off > s->t->ring_entries || size > s->t->ring_entries - off))
-		return FL_BACKEND_NONE;
-	id = s->t->ring[off + hash % size];
 	return likely(id < s->backend_limit) ? id : FL_BACKEND_NONE;
 }
 
@@ -306,6 +303,32 @@ static inline void icmp_stage(struct fl_worker *w, const struct burst *s, struct
 		w->ctr->icmp_forwarded++;
 }
 
+/*
+ * Second prefetch stage, once the bucket's tag line is in: the ways whose
+ * tag matches (a likely hit); else, for the insert a miss leads to, the
+ * ring entry Maglev will read and, when the bucket is full, every way, whose
+ * last_seen the victim choice compares.
+ */
+static inline void prefetch_stage2(const struct fl_worker *w, const struct burst *s, unsigned i,
+				   __u32 hash)
+{
+	const struct fl_ct_bucket *b = fl_ct_bucket_of(&w->ct, hash);
+	__u64 tags = fl_ct_tags(b), m = fl_ct_match(tags, fl_ct_tag_of(hash));
+	const struct fl_vip *v = s->vip[i];
+
+	if (m) {
+		for (; m; m &= m - 1)
+			__builtin_prefetch(&b->way[__builtin_ctzll(m) >> 3], 1, 3);
+		return;
+	}
+	if (v->ring_size && v->ring_offset <= s->t->ring_entries &&
+	    v->ring_size <= s->t->ring_entries - v->ring_offset)
+		__builtin_prefetch(&s->t->ring[v->ring_offset + hash % v->ring_size], 0, 3);
+	if (!fl_ct_match(tags, 0))
+		for (unsigned k = 1; k < FL_CT_WAYS; k++)
+			__builtin_prefetch(&b->way[k], 1, 3);
+}
+
 void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32 now)
 {
 	struct burst s;
@@ -330,10 +353,10 @@ void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32
 	}
 	for (i = 0; i < n && i < WAYS_AHEAD; i++)
 		if (s.todo[i] != TODO_DONE)
-			fl_ct_prefetch_ways(&w->ct, bufs[i].pkt.hash);
+			prefetch_stage2(w, &s, i, bufs[i].pkt.hash);
 	for (i = 0; i < n; i++) {
 		if (i + WAYS_AHEAD < n && s.todo[i + WAYS_AHEAD] != TODO_DONE)
-			fl_ct_prefetch_ways(&w->ct, bufs[i + WAYS_AHEAD].pkt.hash);
+			prefetch_stage2(w, &s, i + WAYS_AHEAD, bufs[i + WAYS_AHEAD].pkt.hash);
 		if (likely(s.todo[i] == TODO_FLOW))
 			flow_stage(w, &s, &bufs[i], i, now);
 		else if (s.todo[i] == TODO_ICMP)
