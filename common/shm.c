@@ -141,15 +141,15 @@ static int fl_shm_check_header(const struct fl_shm *shm, struct fl_shm_layout *l
 	const struct fl_shm_header *h = shm->hdr;
 	struct fl_shm_params p;
 
-	if (shm->size < sizeof(*h) ||
+	if (shm->map.size < sizeof(*h) ||
 	    __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != FL_SHM_MAGIC) {
 		snprintf(err, errlen, "%s: not a fulcrum shared-memory file, or still being created",
-			 shm->path);
+			 shm->map.path);
 		return -EPROTO;
 	}
 	if (h->abi_version != FL_SHM_ABI_VERSION) {
 		snprintf(err, errlen, "%s: ABI version %u, this build speaks %u: stop its users and remove it",
-			 shm->path, h->abi_version, FL_SHM_ABI_VERSION);
+			 shm->map.path, h->abi_version, FL_SHM_ABI_VERSION);
 		return -EPROTO;
 	}
 	if (h->header_size != sizeof(*h) || h->vip_size != sizeof(struct fl_vip) ||
@@ -158,19 +158,19 @@ static int fl_shm_check_header(const struct fl_shm *shm, struct fl_shm_layout *l
 	    h->vip_counters_size != sizeof(struct fl_vip_counters) ||
 	    h->backend_counters_size != sizeof(struct fl_backend_counters)) {
 		snprintf(err, errlen, "%s: record sizes differ from this build's (same ABI version, other layout)",
-			 shm->path);
+			 shm->map.path);
 		return -EPROTO;
 	}
 	p = (struct fl_shm_params){ h->max_vips, h->max_backends, h->ring_entries, h->max_workers };
 	if (fl_shm_check_params(&p, err, errlen) < 0)
 		return -EPROTO;
 	fl_shm_layout(&p, l);
-	if (h->total_size != l->total || h->total_size > shm->size ||
+	if (h->total_size != l->total || h->total_size > shm->map.size ||
 	    h->slot_offset[0] != l->slot_off[0] || h->slot_offset[1] != l->slot_off[1] ||
 	    h->workers_offset != l->workers_off || h->counters_offset != l->counters_off ||
 	    h->counters_stride != l->counters_stride || h->vip_index_size != l->vip_index_size) {
 		snprintf(err, errlen, "%s: layout in the header does not match its limits (file %zu bytes)",
-			 shm->path, shm->size);
+			 shm->map.path, shm->map.size);
 		return -EPROTO;
 	}
 	return 0;
@@ -211,58 +211,106 @@ static void fl_shm_init_header(struct fl_shm *shm, const struct fl_shm_params *p
 	__atomic_store_n(&h->magic, FL_SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
-static int fl_shm_map(struct fl_shm *shm, char *err, size_t errlen)
+static int mapping_map(struct fl_mapping *m, char *err, size_t errlen)
 {
 	struct stat st;
 
-	if (fstat(shm->fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", shm->path, strerror(errno));
+	if (fstat(m->fd, &st) < 0) {
+		snprintf(err, errlen, "%s: %s", m->path, strerror(errno));
 		return -errno;
 	}
-	shm->size = (size_t)st.st_size;
-	if (shm->size == 0) {
-		snprintf(err, errlen, "%s: empty file", shm->path);
+	m->size = (size_t)st.st_size;
+	if (m->size == 0) {
+		snprintf(err, errlen, "%s: empty file", m->path);
 		return -EPROTO;
 	}
-	shm->hdr = mmap(NULL, shm->size, PROT_READ | PROT_WRITE, MAP_SHARED, shm->fd, 0);
-	if (shm->hdr == MAP_FAILED) {
+	m->addr = mmap(NULL, m->size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->addr == MAP_FAILED) {
 		int e = errno;
-		shm->hdr = NULL;
-		snprintf(err, errlen, "%s: mmap: %s", shm->path, strerror(e));
+		m->addr = NULL;
+		snprintf(err, errlen, "%s: mmap: %s", m->path, strerror(e));
 		return -e;
 	}
 	return 0;
 }
 
-/* Opens an existing mapping (hugetlbfs first). -ENOENT when there is none. */
-static int fl_shm_open_existing(const char *name, struct fl_shm *shm, char *err, size_t errlen)
+void fl_mapping_close(struct fl_mapping *m)
+{
+	if (m->addr)
+		munmap(m->addr, m->size);
+	if (m->fd >= 0)
+		close(m->fd);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}
+
+int fl_mapping_open(const char *name, struct fl_mapping *m, char *err, size_t errlen)
 {
 	char tried[2 * FL_SHM_PATH_LEN + 8] = "";
+	int rc;
 
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
 	for (int huge = 1; huge >= 0; huge--) {
-		if (fl_shm_path(name, huge, shm->path, sizeof(shm->path)) < 0)
+		if (fl_shm_path(name, huge, m->path, sizeof(m->path)) < 0)
 			continue;
-		shm->fd = open(shm->path, O_RDWR | O_CLOEXEC);
-		if (shm->fd >= 0)
-			return 0;
+		m->fd = open(m->path, O_RDWR | O_CLOEXEC);
+		if (m->fd >= 0) {
+			rc = mapping_map(m, err, errlen);
+			if (rc < 0)
+				fl_mapping_close(m);
+			return rc;
+		}
 		if (errno != ENOENT) {
 			int e = errno;
-			snprintf(err, errlen, "%s: %s", shm->path, strerror(e));
+			snprintf(err, errlen, "%s: %s", m->path, strerror(e));
 			return -e;
 		}
 		size_t used = strlen(tried);
-		snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? " or " : "", shm->path);
+		snprintf(tried + used, sizeof(tried) - used, "%s%s", used ? " or " : "", m->path);
 		if (strchr(name, '/'))
 			break;
 	}
-	snprintf(err, errlen, "no shared memory '%s' (no %s): is fulcrum-cp running?", name, tried);
+	snprintf(err, errlen, "no shared memory '%s' (no %s)", name, tried);
 	return -ENOENT;
+}
+
+int fl_mapping_create(const char *name, size_t size, struct fl_mapping *m, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	for (int huge = 1; huge >= 0; huge--) {
+		size_t rounded = size;
+		struct statfs sfs;
+
+		if (fl_shm_path(name, huge, m->path, sizeof(m->path)) < 0)
+			continue;
+		m->fd = open(m->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+		if (m->fd < 0) {
+			int e = errno;
+			snprintf(err, errlen, "%s: %s", m->path, strerror(e));
+			return -e;
+		}
+		if (fstatfs(m->fd, &sfs) == 0 && sfs.f_bsize > 0)
+			rounded = (size + (size_t)sfs.f_bsize - 1) / (size_t)sfs.f_bsize * (size_t)sfs.f_bsize;
+		if (ftruncate(m->fd, (off_t)rounded) < 0)
+			snprintf(err, errlen, "%s: cannot size %zu bytes: %s", m->path, rounded,
+				 strerror(errno));
+		else if (mapping_map(m, err, errlen) == 0)
+			return 0;
+		/* hugetlbfs without free pages refuses the mapping: fall back */
+		unlink(m->path);
+		fl_mapping_close(m);
+		if (strchr(name, '/'))
+			break;
+	}
+	return -ENOMEM;
 }
 
 static void fl_shm_reset(struct fl_shm *shm)
 {
 	memset(shm, 0, sizeof(*shm));
-	shm->fd = -1;
+	shm->map.fd = -1;
 	shm->pending_slot = -1;
 }
 
@@ -272,12 +320,14 @@ int fl_shm_attach(const char *name, struct fl_shm *shm, char *err, size_t errlen
 	int rc;
 
 	fl_shm_reset(shm);
-	rc = fl_shm_open_existing(name, shm, err, errlen);
+	rc = fl_mapping_open(name, &shm->map, err, errlen);
+	if (rc == -ENOENT) {
+		size_t used = strlen(err);
+		snprintf(err + used, errlen - used, ": is fulcrum-cp running?");
+	}
 	if (rc < 0)
 		goto fail;
-	rc = fl_shm_map(shm, err, errlen);
-	if (rc < 0)
-		goto fail;
+	shm->hdr = shm->map.addr;
 	rc = fl_shm_check_header(shm, &l, err, errlen);
 	if (rc < 0)
 		goto fail;
@@ -288,44 +338,11 @@ fail:
 	return rc;
 }
 
-/* Creates the file, on hugetlbfs when one is mounted and has room. */
-static int fl_shm_create_file(const char *name, const struct fl_shm_layout *l,
-			      struct fl_shm *shm, char *err, size_t errlen)
-{
-	for (int huge = 1; huge >= 0; huge--) {
-		size_t size = l->total;
-		struct statfs sfs;
-
-		if (fl_shm_path(name, huge, shm->path, sizeof(shm->path)) < 0)
-			continue;
-		shm->fd = open(shm->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
-		if (shm->fd < 0) {
-			int e = errno;
-			snprintf(err, errlen, "%s: %s", shm->path, strerror(e));
-			return -e;
-		}
-		if (fstatfs(shm->fd, &sfs) == 0 && sfs.f_bsize > 0)
-			size = (size + (size_t)sfs.f_bsize - 1) / (size_t)sfs.f_bsize * (size_t)sfs.f_bsize;
-		if (flock(shm->fd, LOCK_EX | LOCK_NB) < 0 || ftruncate(shm->fd, (off_t)size) < 0)
-			snprintf(err, errlen, "%s: cannot lock or size %zu bytes: %s", shm->path,
-				 size, strerror(errno));
-		else if (fl_shm_map(shm, err, errlen) == 0)
-			return 0;
-		/* hugetlbfs without free pages refuses the mapping: fall back */
-		unlink(shm->path);
-		close(shm->fd);
-		shm->fd = -1;
-		if (strchr(name, '/'))
-			break;
-	}
-	return -ENOMEM;
-}
-
 static int fl_shm_lock(struct fl_shm *shm, char *err, size_t errlen)
 {
-	if (flock(shm->fd, LOCK_EX | LOCK_NB) == 0)
+	if (flock(shm->map.fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
-	snprintf(err, errlen, "%s: another writer (fulcrum-cp) holds it", shm->path);
+	snprintf(err, errlen, "%s: another writer (fulcrum-cp) holds it", shm->map.path);
 	return -EBUSY;
 }
 
@@ -340,16 +357,15 @@ int fl_shm_create(const char *name, const struct fl_shm_params *params,
 	if (rc < 0)
 		return rc;
 	fl_shm_layout(params, &want);
-	rc = fl_shm_open_existing(name, shm, err, errlen);
+	rc = fl_mapping_open(name, &shm->map, err, errlen);
 	if (rc == 0) {
+		shm->hdr = shm->map.addr;
 		rc = fl_shm_lock(shm, err, errlen);
-		if (rc == 0)
-			rc = fl_shm_map(shm, err, errlen);
 		if (rc < 0)
 			goto fail;
 		/* A creator that died before writing the magic left a file that
 		 * only its lock holder may finish. */
-		if (shm->size >= want.total && __atomic_load_n(&shm->hdr->magic, __ATOMIC_ACQUIRE) == 0) {
+		if (shm->map.size >= want.total && __atomic_load_n(&shm->hdr->magic, __ATOMIC_ACQUIRE) == 0) {
 			fl_shm_init_header(shm, params, &want);
 			goto done;
 		}
@@ -362,7 +378,7 @@ int fl_shm_create(const char *name, const struct fl_shm_params *params,
 		    shm->hdr->max_workers != params->max_workers) {
 			snprintf(err, errlen, "%s: made with other limits (max_vips %u, max_backends %u, "
 				 "ring_entries %u, max_workers %u): stop its users and remove it to change them",
-				 shm->path, shm->hdr->max_vips, shm->hdr->max_backends,
+				 shm->map.path, shm->hdr->max_vips, shm->hdr->max_backends,
 				 shm->hdr->ring_entries, shm->hdr->max_workers);
 			rc = -EPROTO;
 			goto fail;
@@ -372,7 +388,11 @@ int fl_shm_create(const char *name, const struct fl_shm_params *params,
 	}
 	if (rc != -ENOENT)
 		goto fail;
-	rc = fl_shm_create_file(name, &want, shm, err, errlen);
+	rc = fl_mapping_create(name, want.total, &shm->map, err, errlen);
+	if (rc < 0)
+		goto fail;
+	shm->hdr = shm->map.addr;
+	rc = fl_shm_lock(shm, err, errlen);
 	if (rc < 0)
 		goto fail;
 	fl_shm_init_header(shm, params, &want);
@@ -387,10 +407,7 @@ fail:
 
 void fl_shm_detach(struct fl_shm *shm)
 {
-	if (shm->hdr)
-		munmap(shm->hdr, shm->size);
-	if (shm->fd >= 0)
-		close(shm->fd);	/* also drops the writer lock */
+	fl_mapping_close(&shm->map);	/* closing the file drops the writer lock */
 	fl_shm_reset(shm);
 }
 

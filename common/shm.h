@@ -103,15 +103,21 @@ struct fl_tables {
 	__u32 ring_entries;
 };
 
-struct fl_shm {
-	struct fl_shm_header *hdr;
+/* A file mapping named as fl_shm_path() says. */
+struct fl_mapping {
+	void *addr;
 	size_t size;
 	int fd;
+	char path[FL_SHM_PATH_LEN];
+};
+
+struct fl_shm {
+	struct fl_shm_header *hdr;	/* map.addr */
+	struct fl_mapping map;
 	bool writer;			/* holds the writer lock */
 	int pending_slot;		/* acquired for writing; -1 = none */
 	struct fl_tables slots[2];
 	struct fl_worker_state *workers;
-	char path[FL_SHM_PATH_LEN];
 };
 
 /*
@@ -120,6 +126,17 @@ struct fl_shm {
  * /dev/shm. fl_shm_attach looks in both places.
  */
 int fl_shm_path(const char *name, bool huge, char *buf, size_t len);
+
+/* Maps the existing file for `name`, on hugetlbfs or in /dev/shm. -ENOENT
+ * (with the paths tried in err) when there is none. */
+int fl_mapping_open(const char *name, struct fl_mapping *m, char *err, size_t errlen);
+
+/* Creates and maps a zeroed file of at least size bytes for `name`: on a
+ * mounted hugetlbfs when it has the pages (fewer TLB misses for tables the
+ * data plane reads at random), else in /dev/shm. */
+int fl_mapping_create(const char *name, size_t size, struct fl_mapping *m, char *err, size_t errlen);
+
+void fl_mapping_close(struct fl_mapping *m);
 
 /*
  * For fulcrum-cp: takes the writer lock on the mapping `name` (one writer at

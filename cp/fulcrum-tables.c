@@ -272,7 +272,7 @@ static int publish(const struct fl_config *cfg, const struct args *a, const stru
 		fl_publisher_fini(&pub);
 	}
 	if (rc < 0)
-		fprintf(stderr, PROG ": %s: %s\n", shm.path, err);
+		fprintf(stderr, PROG ": %s: %s\n", shm.map.path, err);
 	else
 		printf("published generation %llu: %u VIPs, %u backends\n",
 		       (unsigned long long)res.generation, res.vips, res.backends);

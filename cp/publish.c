@@ -234,7 +234,7 @@ int fl_publisher_init(struct fl_publisher *pub, struct fl_shm *shm, char *err, s
 {
 	memset(pub, 0, sizeof(*pub));
 	if (!shm->writer) {
-		snprintf(err, errlen, "%s: publishing needs the writer lock (fl_shm_create)", shm->path);
+		snprintf(err, errlen, "%s: publishing needs the writer lock (fl_shm_create)", shm->map.path);
 		return -EPERM;
 	}
 	pub->shm = shm;

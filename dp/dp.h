@@ -34,8 +34,7 @@ struct fl_lcore {
 	struct rte_mempool *pool;	/* for too-big answers */
 	const struct fl_port *ports;
 	unsigned n_ports;
-	void *ct_mem;
-	size_t ct_len;
+	struct fl_mapping ct;		/* this worker's conntrack file */
 } __attribute__((aligned(64)));
 
 extern volatile bool fl_dp_stop;

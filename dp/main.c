@@ -5,15 +5,12 @@
  * lcore per RX queue until SIGINT or SIGTERM. SIGUSR1 prints the counters.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <numa.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -133,46 +130,32 @@ static int create_pools(struct fl_dp *dp, char *err, size_t errlen)
 }
 
 /* The worker's conntrack lives in its own file beside the tables, so a
- * restarted fulcrum-dp finds every flow again. */
+ * restarted fulcrum-dp finds every flow again; on hugetlbfs when mounted,
+ * since lookups land on random pages. */
 static int map_conntrack(const struct fl_dp *dp, unsigned id, struct fl_lcore *lc,
 			 char *err, size_t errlen)
 {
-	char name[FL_NAME_LEN + 16], path[FL_SHM_PATH_LEN];
+	char name[FL_NAME_LEN + 16];
 	size_t want = fl_ct_mem_size(dp->cfg.dataplane.conntrack.capacity);
-	struct stat st;
-	int fd, rc = 0;
+	int rc;
 
 	snprintf(name, sizeof(name), "%s-ct%u", dp->cfg.global.shm_name, id);
-	if (fl_shm_path(name, false, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "conntrack file name for %s is too long", name);
-		return -ENAMETOOLONG;
+	rc = fl_mapping_open(name, &lc->ct, err, errlen);
+	if (rc == 0 && lc->ct.size < want) {
+		/* made for a smaller capacity: its records cannot be kept */
+		fprintf(stderr, "fulcrum-dp: %s is smaller than conntrack.capacity needs: "
+			"starting an empty table\n", lc->ct.path);
+		unlink(lc->ct.path);
+		fl_mapping_close(&lc->ct);
+		rc = -ENOENT;
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	/* Another size means another capacity: its records cannot be kept. */
-	if ((size_t)st.st_size != want && ftruncate(fd, 0) == 0 && ftruncate(fd, (off_t)want) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: cannot size %zu bytes: %s", path, want, strerror(errno));
-		goto out;
-	}
-	lc->ct_mem = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (lc->ct_mem == MAP_FAILED) {
-		rc = -errno;
-		lc->ct_mem = NULL;
-		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
-		goto out;
-	}
-	lc->ct_len = want;
+	if (rc == -ENOENT)
+		rc = fl_mapping_create(name, want, &lc->ct, err, errlen);
+	if (rc < 0)
+		return rc;
 	if (numa_available() >= 0)
-		numa_tonode_memory(lc->ct_mem, want, (int)rte_lcore_to_socket_id(lc->lcore));
-out:
-	if (fd >= 0)
-		close(fd);
-	return rc;
+		numa_tonode_memory(lc->ct.addr, lc->ct.size, (int)rte_lcore_to_socket_id(lc->lcore));
+	return 0;
 }
 
 static void encap_ctx(const struct fl_dataplane_config *d, struct fl_encap_ctx *e)
@@ -200,6 +183,7 @@ static int setup_worker(struct fl_dp *dp, unsigned id, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	dp->lcores[id] = lc;
+	lc->ct.fd = -1;
 	lc->lcore = lcore;
 	lc->queue = (__u16)id;
 	lc->idle_backoff_us = d->idle_backoff_us;
@@ -216,7 +200,7 @@ static int setup_worker(struct fl_dp *dp, unsigned id, char *err, size_t errlen)
 	ctp.timeout_s[FL_CT_UDP] = d->conntrack.udp_timeout_s;
 	ctp.new_flow_rate = d->conntrack.new_flow_rate;
 	encap_ctx(d, &encap);
-	return fl_worker_init(&lc->w, &dp->shm, id, lc->ct_mem, lc->ct_len, d->conntrack.capacity,
+	return fl_worker_init(&lc->w, &dp->shm, id, lc->ct.addr, lc->ct.size, d->conntrack.capacity,
 			      &ctp, &encap, FL_DP_TOO_BIG_RATE, err, errlen);
 }
 
@@ -261,8 +245,7 @@ static void teardown(struct fl_dp *dp)
 			continue;
 		if (lc->w.ctr)
 			fl_worker_fini(&lc->w);
-		if (lc->ct_mem)
-			munmap(lc->ct_mem, lc->ct_len);
+		fl_mapping_close(&lc->ct);
 		rte_free(lc);
 	}
 	for (unsigned i = 0; i < dp->n_ports; i++)
@@ -292,7 +275,7 @@ static int run(struct fl_dp *dp)
 	for (unsigned i = 0; i < dp->n_workers; i++)
 		rte_eal_remote_launch(fl_worker_main, dp->lcores[i], d->worker_cores[i]);
 	fprintf(stderr, "fulcrum-dp: %u workers on %u ports, tables from %s\n",
-		dp->n_workers, dp->n_ports, dp->shm.path);
+		dp->n_workers, dp->n_ports, dp->shm.map.path);
 	while (!fl_dp_stop) {
 		usleep(100000);
 		if (print_requested) {
