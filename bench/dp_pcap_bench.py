@@ -20,6 +20,16 @@ from scapy.all import IP, TCP, Ether, Raw, wrpcap
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("FL_BUILD_DIR", os.path.join(TOP, "build"))
 WARMUP, MEASURE = 2.0, 5.0
+# A plain name, so the tables and conntrack go on hugetlbfs when one is
+# mounted, as in production; removed at the end.
+SHM_NAME = f"flbench{os.getpid()}"
+
+
+def remove_shm():
+    for d in ("/dev/hugepages", "/dev/shm"):
+        for f in (os.listdir(d) if os.path.isdir(d) else []):
+            if f.startswith(f"fulcrum-{SHM_NAME}"):
+                os.unlink(os.path.join(d, f))
 
 
 def make_pcap(path, flows):
@@ -36,7 +46,7 @@ def write_config(d, pcap):
     backends = ", ".join(f'{{ address = "10.1.0.{i}"; }}' for i in range(1, 17))
     with open(os.path.join(d, "bench.conf"), "w") as f:
         f.write(f"""
-global: {{ shm_name = "{d}/shm"; }};
+global: {{ shm_name = "{SHM_NAME}"; }};
 limits: {{ max_vips = 4; max_backends = 64; ring_entries = 262144; max_workers = 2; }};
 dataplane: {{
   mode = "dpdk";
@@ -108,10 +118,16 @@ def main():
         make_pcap(pcap, flows)
         conf = write_config(d, pcap)
         results = {"fulcrum-dp (IPIP, 16 backends)": [], "testpmd macswap": [], "testpmd 5tswap": []}
-        for _ in range(runs):      # interleaved, so drift hits all alike
-            results["fulcrum-dp (IPIP, 16 backends)"].append(run_fulcrum(conf))
-            results["testpmd macswap"].append(run_testpmd(pcap, "macswap"))
-            results["testpmd 5tswap"].append(run_testpmd(pcap, "5tswap"))
+        try:
+            for _ in range(runs):      # interleaved, so drift hits all alike
+                results["fulcrum-dp (IPIP, 16 backends)"].append(run_fulcrum(conf))
+                results["testpmd macswap"].append(run_testpmd(pcap, "macswap"))
+                results["testpmd 5tswap"].append(run_testpmd(pcap, "5tswap"))
+        finally:
+            remove_shm()
+    huge = any(l.split()[2] == "hugetlbfs" for l in open("/proc/mounts"))
+    print(f"tables and conntrack on {'hugetlbfs' if huge else '/dev/shm (no hugetlbfs mounted)'}; "
+          "EAL memory --no-huge for both programs")
     print(f"{flows} flows, 64-byte frames, one worker, {runs} runs of {MEASURE:.0f} s each")
     for name, v in results.items():
         print(f"  {name:32s} median {statistics.median(v):6.2f} Mpps  "

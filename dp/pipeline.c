@@ -111,7 +111,7 @@ static inline void count_vip(struct fl_worker *w, __u32 vip_id, __u32 len)
 
 /* Pass 1 for one frame: returns what pass 2 must do with it. */
 static inline enum todo classify(struct fl_worker *w, struct burst *s, unsigned i,
-				 struct fl_buf *b, __u64 seed)
+				 struct fl_buf *b)
 {
 	enum fl_drop_reason reason;
 	struct fl_pkt *p = &b->pkt;
@@ -160,8 +160,6 @@ static inline enum todo classify(struct fl_worker *w, struct burst *s, unsigned 
 		s->last_vip_id = vip_id;
 	}
 	count_vip(w, vip_id, b->len);
-	p->hash = fl_flow_hash(&p->key, seed);
-	fl_ct_prefetch(&w->ct, p->hash);
 	s->vip[i] = v;
 	s->vip_id[i] = vip_id;
 	return unlikely(p->flags & FL_PKT_ICMP_ERROR) ? TODO_ICMP : TODO_FLOW;
@@ -349,7 +347,16 @@ void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32
 		if (i + 1 < n)
 			__builtin_prefetch(bufs[i + 1].data);
 		rx_bytes += bufs[i].len;
-		s.todo[i] = (__u8)classify(w, &s, i, &bufs[i], seed);
+		s.todo[i] = (__u8)classify(w, &s, i, &bufs[i]);
+	}
+	/* Hashing apart from parsing: the hashes of a burst are independent
+	 * multiply chains the core can overlap, where interleaved with the
+	 * branchy parse each would wait out its own latency. */
+	for (i = 0; i < n; i++) {
+		if (s.todo[i] == TODO_DONE)
+			continue;
+		bufs[i].pkt.hash = fl_flow_hash(&bufs[i].pkt.key, seed);
+		fl_ct_prefetch(&w->ct, bufs[i].pkt.hash);
 	}
 	for (i = 0; i < n && i < WAYS_AHEAD; i++)
 		if (s.todo[i] != TODO_DONE)

@@ -111,17 +111,22 @@ static unsigned from_kernel(struct fl_lcore *lc, const struct fl_port *p)
 	return n;
 }
 
+/* Busy loops between two polls of the TAPs: each poll is a read() system
+ * call, too dear for every burst, and the kernel's traffic is light. */
+#define FL_DP_KERNEL_POLL_EVERY 16
+
 int fl_worker_main(void *arg)
 {
 	struct fl_lcore *lc = arg;
 	struct rte_mbuf *rx[FL_BURST_MAX];
 	const __u64 beat_every = rte_get_tsc_hz() / 1000;
 	__u64 next_beat = 0;
-	__u32 sleep_us = 0;
+	__u32 sleep_us = 0, loops = 0;
 
 	while (!__atomic_load_n(&fl_dp_stop, __ATOMIC_RELAXED)) {
 		unsigned got = 0;
 		__u32 now = fl_ct_now();
+		bool poll_kernel = sleep_us || ++loops % FL_DP_KERNEL_POLL_EVERY == 0;
 
 		for (unsigned i = 0; i < lc->n_ports; i++) {
 			const struct fl_port *p = &lc->ports[i];
@@ -129,7 +134,7 @@ int fl_worker_main(void *arg)
 
 			if (n)
 				process(lc, p, rx, n, now);
-			got += n + from_kernel(lc, p);
+			got += n + (poll_kernel ? from_kernel(lc, p) : 0);
 		}
 		if (rte_get_tsc_cycles() >= next_beat) {
 			fl_reader_heartbeat(&lc->w.reader, fl_now_ns());
