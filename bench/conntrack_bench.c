@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 
 #include "conntrack.h"
+#include "bench.h"
 
 #define BURST 32
 #define AHEAD 8
@@ -28,25 +29,6 @@ struct query {
 	struct fl_flow_key key;
 	__u32 hash;
 };
-
-static __u64 rng_state = 42;
-
-static __u64 rng(void)
-{
-	__u64 z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Random IPv4 clients (every fourth IPv6) to one VIP port. */
 static void make_queries(struct query *q, size_t n)
@@ -85,16 +67,6 @@ static void shuffle(struct query *q, size_t n)
 		q[i] = q[j];
 		q[j] = tmp;
 	}
-}
-
-static void *big_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, len, MADV_HUGEPAGE);
-	return p;
 }
 
 enum mode { PLAIN, PREFETCH, TWO_STAGE, MODE__MAX };

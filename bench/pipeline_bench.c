@@ -31,6 +31,7 @@
 
 #include "maglev.h"
 #include "pipeline.h"
+#include "bench.h"
 
 #define BURST FL_BURST_MAX
 #define HEADROOM 128u
@@ -66,35 +67,6 @@ struct bench {
 	struct fl_buf bufs[BURST];
 	char name[128];
 };
-
-static __u64 rng_state = 42;
-
-static __u64 rng(void)
-{
-	__u64 z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *big_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, len, MADV_HUGEPAGE);
-	return p;
-}
 
 static void be16_put(__u8 *d, unsigned v)
 {

@@ -233,22 +233,10 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 	if (likely(rec != NULL)) {
 		be = backend_at(s, rec->backend_id);
 		if (likely(be && be->vip_id == vip_id && fl_backend_keeps_flows(be, rec->epoch))) {
-			id = rec->backend_id;
 			fl_ct_track(rec, p->tcp_flags);
-			forward(w, b, v, be, id, now);
+			forward(w, b, v, be, rec->backend_id, now);
 			return;
 		}
-		/* Its backend is down, removed or reused: move the flow. */
-		id = maglev_pick(s, v, p->hash);
-		if (unlikely(id == FL_BACKEND_NONE)) {
-			verdict_drop(w, b, FL_DROP_NO_BACKEND);
-			return;
-		}
-		be = &s->t->backends[id];
-		fl_ct_rebind(&w->ct, rec, id, be->epoch);
-		fl_ct_track(rec, p->tcp_flags);
-		forward(w, b, v, be, id, now);
-		return;
 	}
 	id = maglev_pick(s, v, p->hash);
 	if (unlikely(id == FL_BACKEND_NONE)) {
@@ -256,9 +244,13 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 		return;
 	}
 	be = &s->t->backends[id];
-	/* Past the new-flow rate the flow still goes where its hash says,
-	 * unrecorded (fl_ct_admit counts it). */
-	if (likely(fl_ct_admit(&w->ct, now))) {
+	if (rec) {
+		/* Its backend is down, removed or reused: move the flow. */
+		fl_ct_rebind(&w->ct, rec, id, be->epoch);
+		fl_ct_track(rec, p->tcp_flags);
+	} else if (likely(fl_ct_admit(&w->ct, now))) {
+		/* Past the new-flow rate the flow still goes where its hash
+		 * says, unrecorded (fl_ct_admit counts it). */
 		fl_ct_insert(&w->ct, &p->key, p->hash, vip_id, id, be->epoch,
 			     fl_ct_initial_state(p->key.proto, p->tcp_flags), now);
 		w->vip_ctr[vip_id].new_flows++;
