@@ -33,10 +33,19 @@ class Lab:
         self.config = os.path.join(self.dir, "fulcrum.conf")
         self.write_config(vips)
 
-    def write_config(self, vips, workers="1", lcores="0,1", device=None):
+    def pcaps(self, kind):
+        return [os.path.join(self.dir, f"{kind}{q}.pcap") for q in range(self.queues)]
+
+    def write_config(self, vips, workers="1", lcores="0,1", device=None, queues=1):
+        """queues > 1: one worker per queue, all on the second CPU (lcores
+        1, 2, ... mapped onto CPU 1), and one pcap pair per queue."""
         self.vips = vips
-        inp, out = os.path.join(self.dir, "in.pcap"), os.path.join(self.dir, "out.pcap")
-        device = device or f"net_pcap_{self.tag},rx_pcap={inp},tx_pcap={out}"
+        self.queues = queues
+        if queues > 1:
+            workers = ", ".join(str(q + 1) for q in range(queues))
+            lcores = "0," + ",".join(f"{q + 1}@1" for q in range(queues))
+        files = ",".join(f"rx_pcap={i},tx_pcap={o}" for i, o in zip(self.pcaps("in"), self.pcaps("out")))
+        device = device or f"net_pcap_{self.tag},{files}"
         text = f"""
 global: {{ shm_name = "{self.shm}"; hash_seed = 0x1234567887654321L; }};
 limits: {{ max_vips = 16; max_backends = 64; ring_entries = 1048576; max_workers = 2; }};
@@ -70,7 +79,8 @@ vips = ( {vips} );
 
     def start_fails(self):
         """Runs fulcrum-dp expecting it to refuse to start: (exit code, stderr)."""
-        wrpcap(os.path.join(self.dir, "in.pcap"), [], linktype=1)
+        for path in self.pcaps("in"):
+            wrpcap(path, [], linktype=1)
         r = subprocess.run([DP, "-c", self.config], capture_output=True, text=True, timeout=30)
         return r.returncode, r.stderr
 
@@ -80,10 +90,10 @@ vips = ( {vips} );
 
     def run(self, packets, expect_rx=None, timeout=20):
         """Feeds packets through one fulcrum-dp run; returns (counters, output packets)."""
-        inp, out = os.path.join(self.dir, "in.pcap"), os.path.join(self.dir, "out.pcap")
-        wrpcap(inp, packets)
-        if os.path.exists(out):
-            os.unlink(out)
+        for q, (inp, out) in enumerate(zip(self.pcaps("in"), self.pcaps("out"))):
+            wrpcap(inp, packets[q::self.queues], linktype=1)
+            if os.path.exists(out):
+                os.unlink(out)
         expect_rx = len(packets) if expect_rx is None else expect_rx
         proc = subprocess.Popen([DP, "-c", self.config], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
@@ -110,7 +120,7 @@ vips = ( {vips} );
         final = parse_counters(rest)
         if proc.returncode != 0:
             raise Failure(f"fulcrum-dp exit {proc.returncode}: {err}")
-        frames = rdpcap(out) if os.path.getsize(out) > 24 else []
+        frames = [f for out in self.pcaps("out") if os.path.getsize(out) > 24 for f in rdpcap(out)]
         # The kernel behind the TAP speaks up on its own (IPv6 MLD, router
         # solicitations): multicast frames that leave as exception traffic.
         ours = [f for f in frames if not int(f[Ether].dst.split(":")[0], 16) & 1]

@@ -150,6 +150,19 @@ def case_too_big(lab):
     check(out[0][IP].dst == "198.51.100.7" and out[0][IP].src == VIP4, "answer to the client from the VIP")
 
 
+def case_two_workers(lab):
+    """Two queues, two workers: each its own conntrack and counters, summed."""
+    lab.write_config(vip(VIP4, 80, "ipip", BACKENDS4), queues=2)
+    lab.publish()
+    flows = clients(200, 3)
+    sent = [syn(s, p) for s, p in flows]
+    c, out = lab.run(sent)
+    expect_counters(c, rx_packets=200, tx_packets=200, new_flows=200, ct_occupancy=200)
+    got = {(IP(bytes(o[IP].payload)).src, IP(bytes(o[IP].payload))[TCP].sport): o[IP].dst for o in out}
+    wrong = [f for f in flows if got.get(f) != lab.lookup(f[0], f[1], VIP4, 80)]
+    check(not wrong, f"{len(wrong)} of 200 flows not where the tables say")
+
+
 def case_startup_errors(lab):
     """Each refusal is one clear line and a non-zero exit."""
     v = vip(VIP4, 80, "ipip", BACKENDS4)
