@@ -1,0 +1,180 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Sourced by the namespace tests (test_netns_*.sh): network namespaces with
+# a trap that takes them down, veths joined to bridges, the kernel-blind tc
+# program, fulcrum-dp and fulcrum-tables on a config, HTTP servers. Every
+# name carries the caller's pid, every address lives inside namespaces made
+# here, every wait is bounded, and cleanup kills only what was started here.
+#
+# The caller sets `set -euo pipefail` and FL_TEST (its name, for messages),
+# then calls fl_setup before anything else.
+
+fl_dir='' fl_dp_pid='' fl_http_log='' fl_pids=() fl_nss=()
+
+# Prints why, the end of fulcrum-dp's log when there is one, and exits 1
+# (the trap cleans up).
+fail() {
+	echo "FAIL $FL_TEST: $*"
+	[ -n "$fl_dir" ] && [ -f "$fl_dir/dp.log" ] && tail -20 "$fl_dir/dp.log"
+	exit 1
+}
+
+fl_cleanup() {
+	local pid ns
+	# deleting a namespace does not end its processes: end ours by pid
+	for pid in $fl_dp_pid "${fl_pids[@]}"; do
+		{ kill "$pid" && wait "$pid"; } 2>/dev/null || true
+	done
+	for ns in "${fl_nss[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+	[ -n "$fl_dir" ] && rm -rf "$fl_dir"
+	return 0
+}
+
+# fl_setup: a scratch directory ($fl_dir) and the trap.
+fl_setup() {
+	fl_dir=$(mktemp -d /tmp/fl-netns-XXXXXX)
+	trap fl_cleanup EXIT
+}
+
+# fl_ns NAME...: makes namespace fl<pid>-NAME for each NAME and sets the
+# variable ns_NAME to it, loopback up.
+fl_ns() {
+	local n ns
+	for n in "$@"; do
+		ns=fl$$-$n
+		ip netns add "$ns"
+		fl_nss+=("$ns")
+		ip -n "$ns" link set lo up
+		printf -v "ns_$n" '%s' "$ns"
+	done
+}
+
+# fl_bridge NS BRIDGE: a bridge, up, in namespace NS.
+fl_bridge() {
+	ip -n "$1" link add "$2" type bridge
+	ip -n "$1" link set "$2" up
+}
+
+# fl_join NS IFC BRNS BRIDGE [ADDR/PREFIX]: a veth IFC in NS whose peer
+# p-IFC is a port of BRIDGE in BRNS; IFC up, with ADDR when given.
+fl_join() {
+	local ns=$1 ifc=$2 brns=$3 br=$4 addr=${5:-}
+	ip link add "$ifc" netns "$ns" type veth peer name "p-$ifc" netns "$brns"
+	ip -n "$brns" link set "p-$ifc" master "$br" up
+	[ -z "$addr" ] || ip -n "$ns" addr add "$addr" dev "$ifc"
+	ip -n "$ns" link set "$ifc" up
+}
+
+# fl_offloads_off NS IFC [FEATURE...]: af_packet hands fulcrum-dp whole
+# frames with real checksums only without these offloads.
+fl_offloads_off() {
+	local ns=$1 ifc=$2 f args=()
+	shift 2
+	[ $# -gt 0 ] || set -- tx gso tso
+	for f in "$@"; do args+=("$f" off); done
+	ip netns exec "$ns" ethtool -K "$ifc" "${args[@]}" >/dev/null 2>&1 || true
+}
+
+# fl_blind NS IFC BPF_OBJ: the kernel of NS stops seeing what IFC receives
+# (kernel_blind.bpf.c on tc ingress); packet sockets still do.
+fl_blind() {
+	ip netns exec "$1" tc qdisc add dev "$2" clsact
+	ip netns exec "$1" tc filter add dev "$2" ingress bpf da obj "$3" sec tc
+}
+
+# fl_mac NS IFC: prints the MAC of IFC.
+fl_mac() {
+	ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'
+}
+
+# fl_http NS PORT TEXT: an HTTP server in NS on PORT answering TEXT; its
+# access log (client addresses) is $fl_http_log.
+fl_http() {
+	local ns=$1 port=$2 www
+	www=$(mktemp -d "$fl_dir/www-XXXXXX")
+	echo "$3" >"$www/index.html"
+	fl_http_log=$www.log
+	ip netns exec "$ns" /usr/bin/python3 -m http.server "$port" --bind 0.0.0.0 \
+		--directory "$www" >"$fl_http_log" 2>&1 &
+	fl_pids+=($!)
+}
+
+# fl_dp_config FILE IFACE DATAPLANE_EXTRA VIPS: a fulcrum config for one
+# fulcrum-dp port (net_af_packet over IFACE, one worker, --no-huge) with
+# DATAPLANE_EXTRA inside `dataplane` (next_hop, tunnel sources) and VIPS as
+# the vips list's body.
+fl_dp_config() {
+	cat >"$1" <<CONF
+global: { shm_name = "$fl_dir/shm"; };
+limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
+dataplane: {
+  mode = "dpdk";
+  dpdk: {
+    eal_args = [ "--no-huge", "-m", "256", "--no-pci", "-l", "0,1",
+                 "--file-prefix", "fl$$", "--log-level", "lib.eal:error" ];
+    ports = ( { name = "n$$"; device = "net_af_packet_n$$,iface=$2"; } );
+    workers = [ 1 ];
+    idle_backoff_us = 1000;
+  };
+$3
+};
+healthcheck: { type = "none"; };
+vips = ( $4 );
+CONF
+}
+
+# fl_dp_start NS CONF HOST_ADDR/PREFIX: publishes the tables, starts
+# fulcrum-dp in NS, and puts the balancer host's own address on the TAP it
+# makes (fl-n<pid>): the host is reachable only through the exception path.
+fl_dp_start() {
+	local ns=$1 conf=$2 addr=$3 tap=fl-n$$ i
+	"$FL_BUILD_DIR/cp/fulcrum-tables" "$conf" >/dev/null || fail "fulcrum-tables"
+	ip netns exec "$ns" "$FL_BUILD_DIR/dp/fulcrum-dp" -c "$conf" >"$fl_dir/dp.log" 2>&1 &
+	fl_dp_pid=$!
+	for i in $(seq 1 40); do
+		ip -n "$ns" link show "$tap" >/dev/null 2>&1 && break
+		kill -0 "$fl_dp_pid" 2>/dev/null || fail "fulcrum-dp exited"
+		sleep 0.25
+	done
+	ip -n "$ns" addr add "$addr" dev "$tap" || fail "no exception interface $tap"
+	ip -n "$ns" link set "$tap" up
+}
+
+# fl_dp_alive: fails unless fulcrum-dp still runs.
+fl_dp_alive() {
+	kill -0 "$fl_dp_pid" 2>/dev/null || fail "fulcrum-dp exited"
+}
+
+# fl_dp_counter NAME: fulcrum-dp's latest value of counter NAME, after
+# fl_dp_dump.
+fl_dp_counter() {
+	awk -v n="$1" '$1 == n { v = $2 } END { print v + 0 }' "$fl_dir/dp.log"
+}
+
+# fl_dp_dump: fulcrum-dp writes its counters to its log (SIGUSR1).
+fl_dp_dump() {
+	kill -USR1 "$fl_dp_pid"
+	sleep 0.5
+}
+
+# fl_wait_http NS URL TEXT: waits (10 s at most) until URL answers TEXT.
+fl_wait_http() {
+	local i
+	for i in $(seq 1 40); do
+		[ -z "$fl_dp_pid" ] || fl_dp_alive
+		if ip netns exec "$1" curl -s --max-time 1 "$2" 2>/dev/null | grep -qx "$3"; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	fail "no answer '$3' from $2"
+}
+
+# fl_requests NS URL TEXT N: N requests, each must answer TEXT.
+fl_requests() {
+	local i out
+	for i in $(seq 1 "$4"); do
+		out=$(ip netns exec "$1" curl -s --max-time 2 "$2") || fail "request $i to $2 failed"
+		[ "$out" = "$3" ] || fail "request $i to $2 answered '$out'"
+	done
+}
