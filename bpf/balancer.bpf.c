@@ -1,0 +1,1062 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The XDP balancer: fulcrum-dp's pipeline (dp/parse.c, dp/pipeline.c,
+ * dp/encap.c) for one packet at a time, on BPF maps. Same parse, same flow
+ * hash (common/flow.h), same Maglev indexing (fl_tables_pick), same backend
+ * id/epoch rule (fl_backend_keeps_flows), same outer bytes. What is not a
+ * VIP's goes to the kernel with XDP_PASS. Map layouts and the table switch:
+ * xdp.h.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "flow.h"
+#include "tables.h"
+#include "counters.h"
+#include "xdp.h"
+
+#define ETH_HLEN	14
+#define ETH_P_IPV4	0x0800
+#define ETH_P_IPV6	0x86dd
+#define ETH_P_8021Q	0x8100
+#define ETH_P_8021AD	0x88a8
+#define VLAN_HLEN	4
+#define MAX_VLANS	2
+#define L2_MAX		22	/* Ethernet and two tags */
+
+#define IPV4_HLEN	20
+#define IPV4_DF		0x4000
+#define IPV4_MF_OFF	0x3fff
+#define IPV4_OFF	0x1fff
+#define IPV6_HLEN	40
+#define IPV6_MAX_EXT	4
+#define IPV6_EXT_MIN	8
+
+#define P_ICMP		1
+#define P_IPIP		4
+#define P_TCP		6
+#define P_UDP		17
+#define P_IPV6		41
+#define P_V6_HOP	0
+#define P_V6_ROUTING	43
+#define P_V6_FRAGMENT	44
+#define P_ICMPV6	58
+#define P_V6_DSTOPTS	60
+
+#define TCP_HLEN	20
+#define UDP_HLEN	8
+#define ICMP_HLEN	8
+#define L4_PORTS_LEN	8
+
+#define OUTER_TTL	64
+#define FL_XDP_MAX_OUTER 48	/* GUE over IPv6 */
+#define CSUM_CHUNK	512	/* bpf_csum_diff's most per call */
+#define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
+
+/* Offsets are masked to this after their bounds checks, so the verifier
+ * sees them bounded; real frames are far shorter. */
+#define OFF_MASK	0x3fff
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+enum pkt_flags { PKT_ICMP_ERROR = 1, PKT_DF = 2, PKT_FRAGMENT = 4 };
+enum parse_verdict { PARSE_FLOW, PARSE_HOST, PARSE_DROP };
+
+/* ---- load-time knobs (xdp.c sets them before load) ---- */
+
+const volatile __u8 cfg_src_mac[6] = {};
+const volatile __u8 cfg_next_hop_mac[6] = {};
+const volatile __be32 cfg_tunnel_src_v4 = 0;
+const volatile __be32 cfg_tunnel_src_v6[4] = {};
+const volatile __be16 cfg_gue_port = 0;
+const volatile __u32 cfg_mtu = 1500;
+const volatile __u32 cfg_max_vips = 1;
+const volatile __u32 cfg_max_backends = 1;
+const volatile __u64 cfg_timeout_ns[FL_XDP_CT_STATES] = {};
+
+/* ---- maps ---- */
+
+#define SLOT_MAPS(n)								\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_HASH);				\
+		__uint(max_entries, 1);						\
+		__type(key, struct fl_xdp_vip_key);				\
+		__type(value, struct fl_xdp_vip_val);				\
+	} vips_##n SEC(".maps");						\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_HASH);				\
+		__uint(max_entries, 1);						\
+		__type(key, struct fl_xdp_addr_key);				\
+		__type(value, __u32);						\
+	} vip_addrs_##n SEC(".maps");						\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_ARRAY);				\
+		__uint(map_flags, BPF_F_MMAPABLE);				\
+		__uint(max_entries, 1);						\
+		__type(key, __u32);						\
+		__type(value, struct fl_backend);				\
+	} backends_##n SEC(".maps");						\
+	struct {								\
+		__uint(type, BPF_MAP_TYPE_ARRAY);				\
+		__uint(map_flags, BPF_F_MMAPABLE);				\
+		__uint(max_entries, 1);						\
+		__type(key, __u32);						\
+		__type(value, struct fl_xdp_ring_chunk);			\
+	} rings_##n SEC(".maps")
+
+SLOT_MAPS(0);
+SLOT_MAPS(1);
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fl_xdp_slot_meta);
+} slot_meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_xdp_ctl);
+} ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct fl_flow_key);
+	__type(value, struct fl_xdp_ct_val);
+} conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_worker_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_vip_counters);
+} vip_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_backend_counters);
+} backend_counters SEC(".maps");
+
+/* Room for the GUE-over-IPv6 checksum: bpf_csum_diff reads a buffer.
+ * Twice a chunk, so that a length masked with 2 * CSUM_CHUNK - 1 (which
+ * the verifier follows through any code motion) always fits. */
+struct csum_buf {
+	__u8 b[2 * CSUM_CHUNK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct csum_buf);
+} scratch SEC(".maps");
+
+/* The one table of this packet's slot. */
+#define SLOT_LOOKUP(slot, name, key)                                           \
+	((slot) ? bpf_map_lookup_elem(&name##_1, (key))                        \
+		: bpf_map_lookup_elem(&name##_0, (key)))
+
+/* What the parse learns: dp/pkt.h's struct fl_pkt. */
+struct pkt {
+	struct fl_flow_key key;
+	__u32 hash;
+	__u32 l3_off;
+	__u32 l4_off;
+	__u32 ip_len;
+	__u32 icmp_mtu;
+	__u8 n_vlans;
+	__u8 tcp_flags;
+	__u8 flags;
+	__u8 ttl;
+	__u8 tos;
+};
+
+/* One packet's context: the tables it reads and its counters. */
+struct run {
+	struct fl_worker_counters *ctr;
+	const struct fl_xdp_slot_meta *meta;
+	__u32 slot;
+	__u32 backend_limit;
+	__u32 vip_id;
+	__u32 rx_len;
+	__u64 now;
+};
+
+/* ---- parse (dp/parse.c, the same checks in the same order) ---- */
+
+static __always_inline __u32 rd16(const __u8 *b)
+{
+	return (__u32)b[0] << 8 | b[1];
+}
+
+static __always_inline __u32 rd32(const __u8 *b)
+{
+	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+}
+
+static __always_inline int has_ports(__u32 proto)
+{
+	return proto == P_TCP || proto == P_UDP;
+}
+
+/* A pointer to n readable bytes at off, or NULL past the frame. */
+#define AT(data, data_end, off, n)                                             \
+	({                                                                     \
+		__u8 *p_ = (__u8 *)(data) + ((off) & OFF_MASK);                \
+		(void *)(p_ + (n)) > (data_end) ? (__u8 *)0 : p_;              \
+	})
+
+#define DROP(why) ({ *reason = (why); PARSE_DROP; })
+
+static __always_inline int parse_tcp(void *data, void *data_end, __u32 off, __u32 end,
+				     struct pkt *p, __u32 *reason)
+{
+	__u8 *th;
+	__u32 doff;
+
+	if (off + TCP_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	th = AT(data, data_end, off, TCP_HLEN);
+	if (!th)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	doff = (__u32)(th[12] >> 4) * 4;
+	if (doff < TCP_HLEN || off + doff > end)
+		return DROP(FL_DROP_TCP_BAD_HEADER);
+	__builtin_memcpy(&p->key.sport, th, 2);
+	__builtin_memcpy(&p->key.dport, th + 2, 2);
+	p->tcp_flags = th[13];
+	return PARSE_FLOW;
+}
+
+static __always_inline int parse_udp(void *data, void *data_end, __u32 off, __u32 end,
+				     struct pkt *p, __u32 *reason)
+{
+	__u8 *uh;
+
+	if (off + UDP_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	uh = AT(data, data_end, off, UDP_HLEN);
+	if (!uh)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	__builtin_memcpy(&p->key.sport, uh, 2);
+	__builtin_memcpy(&p->key.dport, uh + 2, 2);
+	return PARSE_FLOW;
+}
+
+/* The quoted reply's key, reversed: the client -> VIP flow it belongs to. */
+static __always_inline int icmp_error_key(struct pkt *p, struct fl_flow_key *inner,
+					  const __u8 *ports, __u32 mtu)
+{
+	__builtin_memcpy(&inner->sport, ports, 2);
+	__builtin_memcpy(&inner->dport, ports + 2, 2);
+	fl_flow_key_reverse(&p->key, inner);
+	p->flags |= PKT_ICMP_ERROR;
+	p->icmp_mtu = mtu > 0xffff ? 0xffff : mtu;
+	return PARSE_FLOW;
+}
+
+static __always_inline int parse_icmp4(void *data, void *data_end, __u32 off, __u32 end,
+				       struct pkt *p, __u32 *reason)
+{
+	struct fl_flow_key k = { .family = FL_AF_INET };
+	__u32 in = off + ICMP_HLEN, ihl;
+	__u8 *ih, *ip, *ports;
+
+	if (off + ICMP_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ih = AT(data, data_end, off, ICMP_HLEN);
+	if (!ih)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	if (ih[0] != 3 || ih[1] != 4)	/* fragmentation needed */
+		return PARSE_HOST;
+	if (in + IPV4_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ip = AT(data, data_end, in, IPV4_HLEN);
+	if (!ip)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ihl = (__u32)(ip[0] & 0x0f) * 4;
+	if (ip[0] >> 4 != 4 || ihl < IPV4_HLEN)
+		return DROP(FL_DROP_IP_BAD_HEADER);
+	if (!has_ports(ip[9]) || (rd16(ip + 6) & IPV4_OFF))
+		return PARSE_HOST;
+	if (in + ihl + L4_PORTS_LEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ports = AT(data, data_end, in + ihl, L4_PORTS_LEN);
+	if (!ports)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	__builtin_memcpy(&k.src.v4, ip + 12, 4);
+	__builtin_memcpy(&k.dst.v4, ip + 16, 4);
+	k.proto = ip[9];
+	return icmp_error_key(p, &k, ports, rd16(ih + 6));
+}
+
+static __always_inline int parse_icmp6(void *data, void *data_end, __u32 off, __u32 end,
+				       struct pkt *p, __u32 *reason)
+{
+	struct fl_flow_key k = { .family = FL_AF_INET6 };
+	__u32 in = off + ICMP_HLEN;
+	__u8 *ih, *ip;
+
+	if (off + ICMP_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ih = AT(data, data_end, off, ICMP_HLEN);
+	if (!ih)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	if (ih[0] != 2)			/* packet too big */
+		return PARSE_HOST;
+	if (in + IPV6_HLEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ip = AT(data, data_end, in, IPV6_HLEN + L4_PORTS_LEN);
+	if (!ip && !AT(data, data_end, in, IPV6_HLEN))
+		return DROP(FL_DROP_L4_TRUNCATED);
+	/* the first 40 bytes are in the frame; re-derive for the verifier */
+	ip = AT(data, data_end, in, IPV6_HLEN);
+	if (!ip)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	if (ip[0] >> 4 != 6)
+		return DROP(FL_DROP_IP_BAD_HEADER);
+	if (!has_ports(ip[6]))
+		return PARSE_HOST;
+	if (in + IPV6_HLEN + L4_PORTS_LEN > end)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	ip = AT(data, data_end, in, IPV6_HLEN + L4_PORTS_LEN);
+	if (!ip)
+		return DROP(FL_DROP_L4_TRUNCATED);
+	__builtin_memcpy(k.src.bytes, ip + 8, 16);
+	__builtin_memcpy(k.dst.bytes, ip + 24, 16);
+	k.proto = ip[6];
+	return icmp_error_key(p, &k, ip + IPV6_HLEN, rd32(ih + 4));
+}
+
+static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32 end,
+				    __u32 proto, __u32 family, struct pkt *p, __u32 *reason)
+{
+	switch (proto) {
+	case P_TCP:
+		return parse_tcp(data, data_end, off, end, p, reason);
+	case P_UDP:
+		return parse_udp(data, data_end, off, end, p, reason);
+	case P_ICMP:
+		if (family == FL_AF_INET)
+			return parse_icmp4(data, data_end, off, end, p, reason);
+		return PARSE_HOST;
+	case P_ICMPV6:
+		if (family == FL_AF_INET6)
+			return parse_icmp6(data, data_end, off, end, p, reason);
+		return PARSE_HOST;
+	default:
+		return PARSE_HOST;
+	}
+}
+
+static __always_inline int parse_ipv4(void *data, void *data_end, __u32 len, __u32 l3,
+				      struct pkt *p, __u32 *reason)
+{
+	__u32 avail = len - l3, ihl, tot, frag;
+	__u8 *ip;
+
+	if (avail < IPV4_HLEN)
+		return DROP(FL_DROP_IP_TRUNCATED);
+	ip = AT(data, data_end, l3, IPV4_HLEN);
+	if (!ip)
+		return DROP(FL_DROP_IP_TRUNCATED);
+	ihl = (__u32)(ip[0] & 0x0f) * 4;
+	if (ip[0] >> 4 != 4 || ihl < IPV4_HLEN)
+		return DROP(FL_DROP_IP_BAD_HEADER);
+	if (ihl > avail)
+		return DROP(FL_DROP_IP_TRUNCATED);
+	tot = rd16(ip + 2);
+	if (tot < ihl || tot > avail)
+		return DROP(FL_DROP_IP_BAD_HEADER);
+
+	p->ip_len = tot;
+	p->l4_off = l3 + ihl;
+	p->tos = ip[1];
+	p->ttl = ip[8];
+	p->key.proto = ip[9];
+	p->key.family = FL_AF_INET;
+	__builtin_memcpy(&p->key.src.v4, ip + 12, 4);
+	__builtin_memcpy(&p->key.dst.v4, ip + 16, 4);
+
+	frag = rd16(ip + 6);
+	p->flags = (frag & IPV4_DF) ? PKT_DF : 0;
+	if (frag & IPV4_MF_OFF) {
+		p->flags |= PKT_FRAGMENT;
+		return has_ports(ip[9]) ? PARSE_FLOW : PARSE_HOST;
+	}
+	return parse_l4(data, data_end, l3 + ihl, l3 + tot, ip[9], FL_AF_INET, p, reason);
+}
+
+static __always_inline int ipv6_ext(__u32 nh)
+{
+	return nh == P_V6_HOP || nh == P_V6_ROUTING || nh == P_V6_DSTOPTS || nh == P_V6_FRAGMENT;
+}
+
+/* dp/parse.c ipv6_walk: at most IPV6_MAX_EXT headers; 0 = cut short or too
+ * long; stops at a fragment header. */
+static __always_inline __u32 ipv6_walk(void *data, void *data_end, __u32 off, __u32 end,
+				       __u32 *nh, int *frag)
+{
+	__u32 hlen, next = *nh;
+
+#pragma unroll
+	for (int i = 0; i < IPV6_MAX_EXT; i++) {
+		__u8 *eh;
+
+		if (!ipv6_ext(next))
+			break;
+		if (off + IPV6_EXT_MIN > end)
+			return 0;
+		eh = AT(data, data_end, off, IPV6_EXT_MIN);
+		if (!eh)
+			return 0;
+		if (next == P_V6_FRAGMENT) {
+			*frag = 1;
+			*nh = eh[0];
+			return off + IPV6_EXT_MIN;
+		}
+		hlen = ((__u32)eh[1] + 1) * 8;
+		if (off + hlen > end)
+			return 0;
+		next = eh[0];
+		off = (off + hlen) & OFF_MASK;
+	}
+	*nh = next;
+	return ipv6_ext(next) ? 0 : off;
+}
+
+static __always_inline int parse_ipv6(void *data, void *data_end, __u32 len, __u32 l3,
+				      struct pkt *p, __u32 *reason)
+{
+	__u32 iplen, l4, nh;
+	int frag = 0;
+	__u8 *ip;
+
+	if (len - l3 < IPV6_HLEN)
+		return DROP(FL_DROP_IP_TRUNCATED);
+	ip = AT(data, data_end, l3, IPV6_HLEN);
+	if (!ip)
+		return DROP(FL_DROP_IP_TRUNCATED);
+	iplen = IPV6_HLEN + rd16(ip + 4);
+	if (ip[0] >> 4 != 6 || iplen > len - l3 || iplen > 0xffff)
+		return DROP(FL_DROP_IP_BAD_HEADER);
+
+	p->ip_len = iplen;
+	p->tos = (__u8)(rd16(ip) >> 4);
+	p->ttl = ip[7];
+	p->key.family = FL_AF_INET6;
+	__builtin_memcpy(p->key.src.bytes, ip + 8, 16);
+	__builtin_memcpy(p->key.dst.bytes, ip + 24, 16);
+
+	nh = ip[6];
+	l4 = ipv6_walk(data, data_end, l3 + IPV6_HLEN, l3 + iplen, &nh, &frag);
+	if (!l4)
+		return DROP(FL_DROP_IPV6_EXT_HEADER);
+	p->l4_off = l4;
+	p->key.proto = (__u8)nh;
+	p->flags = PKT_DF | (frag ? PKT_FRAGMENT : 0);
+	if (frag)
+		return has_ports(nh) ? PARSE_FLOW : PARSE_HOST;
+	return parse_l4(data, data_end, l4, l3 + iplen, nh, FL_AF_INET6, p, reason);
+}
+
+static __always_inline int parse(struct xdp_md *ctx, struct pkt *p, __u32 *reason)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 len = (__u32)(data_end - data), off = ETH_HLEN, etype;
+	__u8 *eth = data, *tag;
+
+	if ((void *)(eth + ETH_HLEN) > data_end)
+		return DROP(FL_DROP_ETH_TRUNCATED);
+	etype = rd16(eth + 12);
+#pragma unroll
+	for (int n = 0; n < MAX_VLANS; n++) {
+		if (etype != ETH_P_8021Q && etype != ETH_P_8021AD)
+			break;
+		tag = AT(data, data_end, off, VLAN_HLEN);
+		if (!tag)
+			return DROP(FL_DROP_ETH_TRUNCATED);
+		etype = rd16(tag + 2);
+		off += VLAN_HLEN;
+		p->n_vlans++;
+	}
+	if (etype == ETH_P_8021Q || etype == ETH_P_8021AD)
+		return DROP(FL_DROP_VLAN_TOO_DEEP);
+	p->l3_off = off;
+
+	if (etype == ETH_P_IPV4)
+		return parse_ipv4(data, data_end, len, off, p, reason);
+	if (etype == ETH_P_IPV6)
+		return parse_ipv6(data, data_end, len, off, p, reason);
+	return PARSE_HOST;
+}
+
+/* ---- encapsulation (dp/encap.c: the same bytes) ---- */
+
+static __always_inline int mac_is_zero(const volatile __u8 *m)
+{
+	return (m[0] | m[1] | m[2] | m[3] | m[4] | m[5]) == 0;
+}
+
+static __always_inline __u32 fold(__u64 s)
+{
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffu) + (s >> 16);
+	s = (s & 0xffffu) + (s >> 16);
+	return (__u32)s;
+}
+
+/* Native-order one's-complement sum of the inner packet [off, off + len):
+ * bpf_csum_diff over a zero-padded copy, CSUM_CHUNK bytes at a time. Only
+ * the last chunk may be short, so no word straddles a chunk. -1: too long. */
+static __always_inline __s64 csum_inner(struct xdp_md *ctx, __u32 off, __u32 len)
+{
+	__u32 zero = 0, done = 0;
+	struct csum_buf *buf = bpf_map_lookup_elem(&scratch, &zero);
+	__u64 sum = 0;
+
+	if (!buf)
+		return -1;
+	for (int i = 0; i < CSUM_CHUNKS; i++) {
+		__u32 n, n4;
+		__s64 s;
+
+		if (done >= len)
+			break;
+		n = len - done;
+		if (n > CSUM_CHUNK)
+			n = CSUM_CHUNK;
+		/* a no-op (n <= CSUM_CHUNK) the compiler must keep: the
+		 * verifier loses the bound above across register moves */
+		__asm__ volatile("" : "+r"(n));
+		n &= 2 * CSUM_CHUNK - 1;
+		n4 = ((n + 3) & ~3u) & (2 * CSUM_CHUNK - 4);
+		if (n & 3)
+			*(__u32 *)(buf->b + (n & (2 * CSUM_CHUNK - 4))) = 0;
+		if (n == 0 || bpf_xdp_load_bytes(ctx, off + done, buf->b, n))
+			return -1;
+		s = bpf_csum_diff(0, 0, (__be32 *)buf->b, n4, 0);
+		if (s < 0)
+			return -1;
+		sum += (__u32)s;
+		done += n;
+	}
+	return done == len ? (__s64)fold(sum) : -1;
+}
+
+/* The outer IPv4 header: dp/encap.c put_ip4, with ip4_id's ID. */
+static __always_inline void put_ip4(__u8 *o, __u8 tos, __u32 tot_len, __be16 id, int df,
+				    __u8 proto, __be32 saddr, __be32 daddr)
+{
+	__u32 w0 = 0x45u | (__u32)tos << 8 | (__u32)bpf_htons((__u16)tot_len) << 16;
+	__u32 w1 = id | (__u32)(df ? bpf_htons(IPV4_DF) : 0) << 16;
+	__u32 w2 = OUTER_TTL | (__u32)proto << 8;
+
+	w2 |= (__u32)(__u16)~fold((__u64)w0 + w1 + w2 + saddr + daddr) << 16;
+	__builtin_memcpy(o, &w0, 4);
+	__builtin_memcpy(o + 4, &w1, 4);
+	__builtin_memcpy(o + 8, &w2, 4);
+	__builtin_memcpy(o + 12, &saddr, 4);
+	__builtin_memcpy(o + 16, &daddr, 4);
+}
+
+static __always_inline void put_ip6(__u8 *o, __u8 tclass, __u32 flow, __u32 payload_len,
+				    __u8 nexthdr, const __be32 *daddr)
+{
+	__u32 w0 = bpf_htonl(6u << 28 | (__u32)tclass << 20 | (flow & 0xfffffu));
+	__u32 w1 = bpf_htons((__u16)payload_len) | (__u32)nexthdr << 16 |
+		   (__u32)OUTER_TTL << 24;
+	__be32 s[4] = { cfg_tunnel_src_v6[0], cfg_tunnel_src_v6[1], cfg_tunnel_src_v6[2],
+			cfg_tunnel_src_v6[3] };
+
+	__builtin_memcpy(o, &w0, 4);
+	__builtin_memcpy(o + 4, &w1, 4);
+	__builtin_memcpy(o + 8, s, 16);
+	__builtin_memcpy(o + 24, daddr, 16);
+}
+
+/* Destination and source MAC; the source is cfg_src_mac unless that is
+ * zero, then own (the received destination MAC: the interface's). */
+static __always_inline void put_macs(__u8 *d, const volatile __u8 *dmac, const __u8 *own)
+{
+	int z = mac_is_zero(cfg_src_mac);
+
+	d[0] = dmac[0];
+	d[1] = dmac[1];
+	d[2] = dmac[2];
+	d[3] = dmac[3];
+	d[4] = dmac[4];
+	d[5] = dmac[5];
+	d[6] = z ? own[0] : cfg_src_mac[0];
+	d[7] = z ? own[1] : cfg_src_mac[1];
+	d[8] = z ? own[2] : cfg_src_mac[2];
+	d[9] = z ? own[3] : cfg_src_mac[3];
+	d[10] = z ? own[4] : cfg_src_mac[4];
+	d[11] = z ? own[5] : cfg_src_mac[5];
+}
+
+/* Drops what follows the IP packet (Ethernet padding), as dp's *len does. */
+static __always_inline int trim(struct xdp_md *ctx, __u32 want)
+{
+	__u32 len = (__u32)(ctx->data_end - ctx->data);
+
+	if (len > want)
+		return bpf_xdp_adjust_tail(ctx, -(int)(len - want));
+	return 0;
+}
+
+/*
+ * dp/encap.c encap_tunnel: outer IPv4 or IPv6, with or without UDP (GUE).
+ * The received L2 header stays (VLAN tags included) with new MACs and the
+ * outer family's EtherType; the inner packet is untouched. Headers are
+ * composed on the stack and written with bpf_xdp_store_bytes: at the
+ * variable offset l3, direct packet writes would need bounds checks the
+ * compiler is free to move away from the accesses.
+ */
+static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
+					const struct fl_backend *b, __u32 *reason,
+					const int outer_v6, const int gue)
+{
+	const __u32 ip_hlen = outer_v6 ? 40 : 20;
+	const __u32 hlen = ip_hlen + (gue ? UDP_HLEN : 0);
+	const __u32 l3 = p->l3_off, ip_len = p->ip_len;
+	const int inner_v6 = p->key.family == FL_AF_INET6;
+	const int df = inner_v6 || (p->flags & PKT_DF);
+	const __u8 proto = gue ? P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
+	__u8 l2[L2_MAX], oh[FL_XDP_MAX_OUTER], own[6];
+	__be16 inner_id = 0, et = bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IPV4);
+	__s64 inner_sum = 0;
+
+	if (mac_is_zero(cfg_next_hop_mac)) {
+		*reason = FL_DROP_NO_NEXT_HOP;
+		return -1;
+	}
+	if (hlen + ip_len > cfg_mtu) {
+		*reason = FL_DROP_TOO_BIG;
+		return -1;
+	}
+	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN && l3 != L2_MAX) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	if (trim(ctx, l3 + ip_len) || bpf_xdp_adjust_head(ctx, -(int)hlen)) {
+		*reason = FL_DROP_NO_HEADROOM;
+		return -1;
+	}
+	/* The received L2 header (and what follows it up to L2_MAX bytes:
+	 * the inner IP header is at least 20) and the inner IPv4 ID. */
+	if (bpf_xdp_load_bytes(ctx, hlen, l2, L2_MAX) ||
+	    (!inner_v6 && !df && bpf_xdp_load_bytes(ctx, l3 + hlen + 4, &inner_id, 2))) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	if (gue && outer_v6) {
+		inner_sum = csum_inner(ctx, l3 + hlen, ip_len);
+		if (inner_sum < 0) {
+			*reason = FL_DROP_IP_BAD_HEADER;
+			return -1;
+		}
+	}
+
+	/* put_l2: new MACs, the tags kept, the outer family's EtherType */
+	__builtin_memcpy(own, l2, 6);
+	put_macs(l2, cfg_next_hop_mac, own);
+	if (l3 == ETH_HLEN)
+		__builtin_memcpy(l2 + ETH_HLEN - 2, &et, 2);
+	else if (l3 == ETH_HLEN + VLAN_HLEN)
+		__builtin_memcpy(l2 + ETH_HLEN + VLAN_HLEN - 2, &et, 2);
+	else
+		__builtin_memcpy(l2 + L2_MAX - 2, &et, 2);
+
+	if (outer_v6) {
+		put_ip6(oh, p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
+			b->key.addr.v6);
+	} else {
+		__be16 id = (df || inner_v6) ? 0 : inner_id ^ bpf_htons((__u16)(p->hash >> 16));
+
+		put_ip4(oh, p->tos, hlen + ip_len, id, df, proto, cfg_tunnel_src_v4,
+			b->key.addr.v4);
+	}
+	if (gue) {
+		/* source port from the top bits of the hash (the ring uses
+		 * hash % M), ephemeral range, for backend RSS */
+		__u32 ports = bpf_htons((__u16)(0x8000u | p->hash >> 17)) |
+			      (__u32)cfg_gue_port << 16;
+		__u32 ulen = bpf_htons((__u16)(UDP_HLEN + ip_len));
+		__u16 check = 0;
+
+		/* IPv4 omits the UDP checksum; IPv6 needs it (dp/encap.c) */
+		if (outer_v6) {
+			__u64 s = (__u64)bpf_htonl(UDP_HLEN + ip_len) + bpf_htonl(P_UDP);
+
+			s += (__u64)cfg_tunnel_src_v6[0] + cfg_tunnel_src_v6[1] +
+			     cfg_tunnel_src_v6[2] + cfg_tunnel_src_v6[3];
+			s += (__u64)b->key.addr.v6[0] + b->key.addr.v6[1] + b->key.addr.v6[2] +
+			     b->key.addr.v6[3];
+			s += (__u64)ports + ulen + (__u64)inner_sum;
+			check = (__u16)~fold(s);
+			if (check == 0)
+				check = 0xffff;
+		}
+		__builtin_memcpy(oh + ip_hlen, &ports, 4);
+		__builtin_memcpy(oh + ip_hlen + 4, &ulen, 2);
+		__builtin_memcpy(oh + ip_hlen + 6, &check, 2);
+	}
+	/* L2 first: its bytes past l3 are overwritten by the outer header */
+	if (bpf_xdp_store_bytes(ctx, 0, l2, L2_MAX) ||
+	    bpf_xdp_store_bytes(ctx, l3, oh, hlen)) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
+				       const struct fl_backend *b, __u32 *reason)
+{
+	__u8 own[6], *d;
+
+	if ((b->mac[0] | b->mac[1] | b->mac[2] | b->mac[3] | b->mac[4] | b->mac[5]) == 0) {
+		*reason = FL_DROP_NO_NEXT_HOP;
+		return -1;
+	}
+	if (p->ip_len > cfg_mtu) {
+		*reason = FL_DROP_TOO_BIG;
+		return -1;
+	}
+	if (trim(ctx, p->l3_off + p->ip_len)) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	d = (void *)(long)ctx->data;
+	if ((void *)(d + ETH_HLEN) > (void *)(long)ctx->data_end) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	__builtin_memcpy(own, d, 6);
+	put_macs(d, b->mac, own);
+	return 0;
+}
+
+static __always_inline int encap(struct xdp_md *ctx, __u8 method, const struct pkt *p,
+				 const struct fl_backend *b, __u32 *reason)
+{
+	const int v6 = b->key.family == FL_AF_INET6;
+
+	if (p->l3_off < ETH_HLEN || p->l3_off > L2_MAX || p->ip_len < IPV4_HLEN) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	switch (method) {
+	case FL_METHOD_IPIP:
+	case FL_METHOD_IP6IP6:
+		return v6 ? encap_tunnel(ctx, p, b, reason, 1, 0)
+			  : encap_tunnel(ctx, p, b, reason, 0, 0);
+	case FL_METHOD_GUE:
+		return v6 ? encap_tunnel(ctx, p, b, reason, 1, 1)
+			  : encap_tunnel(ctx, p, b, reason, 0, 1);
+	case FL_METHOD_L2DSR:
+		return encap_l2dsr(ctx, p, b, reason);
+	default:
+		*reason = FL_DROP_NO_BACKEND;
+		return -1;
+	}
+}
+
+/* ---- classify, conntrack, select (dp/pipeline.c) ---- */
+
+static __always_inline void count_drop(struct run *r, __u32 why)
+{
+	if (why < FL_DROP__MAX)
+		r->ctr->drops[why]++;
+}
+
+static __always_inline void count_vip(__u32 vip_id, __u32 len)
+{
+	struct fl_vip_counters *c = bpf_map_lookup_elem(&vip_counters, &vip_id);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+	}
+}
+
+static __always_inline const struct fl_backend *backend_at(const struct run *r, __u32 id)
+{
+	if (id >= r->backend_limit)
+		return 0;
+	return SLOT_LOOKUP(r->slot, backends, &id);
+}
+
+/* fl_tables_pick: ring[offset + hash % size] of the packet's slot, or
+ * FL_BACKEND_NONE (empty ring, ring or id out of bounds). */
+static __always_inline __u32 maglev_pick(const struct run *r, const struct fl_vip *v, __u32 hash)
+{
+	__u32 off = v->ring_offset, size = v->ring_size, entries = r->meta->ring_entries;
+	const struct fl_xdp_ring_chunk *c;
+	__u32 idx, chunk, id;
+
+	if (size == 0 || off > entries || size > entries - off)
+		return FL_BACKEND_NONE;
+	idx = off + hash % size;
+	chunk = idx / FL_XDP_RING_CHUNK;
+	c = SLOT_LOOKUP(r->slot, rings, &chunk);
+	if (!c)
+		return FL_BACKEND_NONE;
+	id = c->id[idx & (FL_XDP_RING_CHUNK - 1)];
+	return id < r->backend_limit ? id : FL_BACKEND_NONE;
+}
+
+/* fl_ct_initial_state and fl_ct_track, on the XDP record. */
+static __always_inline __u8 ct_initial_state(__u8 proto, __u8 flags)
+{
+	if (proto != P_TCP)
+		return FL_XDP_CT_UDP;
+	if (flags & (TCP_FIN | TCP_RST))
+		return FL_XDP_CT_CLOSING;
+	if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		return FL_XDP_CT_SYN;
+	return FL_XDP_CT_ESTABLISHED;
+}
+
+static __always_inline void ct_track(struct fl_xdp_ct_val *r, __u8 flags)
+{
+	__u8 syn_ack = flags & (TCP_SYN | TCP_ACK);
+
+	if (r->state == FL_XDP_CT_UDP)
+		return;
+	if (flags & (TCP_FIN | TCP_RST))
+		r->state = FL_XDP_CT_CLOSING;
+	else if (syn_ack == TCP_ACK && r->state == FL_XDP_CT_SYN)
+		r->state = FL_XDP_CT_ESTABLISHED;
+	else if (syn_ack == TCP_SYN && r->state == FL_XDP_CT_CLOSING)
+		r->state = FL_XDP_CT_SYN;
+}
+
+static __always_inline int ct_expired(const struct fl_xdp_ct_val *c, __u64 now)
+{
+	__u64 idle = now > c->last_seen_ns ? now - c->last_seen_ns : 0;
+	__u32 st = c->state;
+
+	if (st >= FL_XDP_CT_STATES)
+		return 1;
+	return idle > cfg_timeout_ns[st];
+}
+
+/* This CPU's record of key, or NULL. A key another CPU recorded leaves
+ * this CPU's copy zeroed (last_seen_ns 0): absent here. */
+static __always_inline struct fl_xdp_ct_val *ct_find(const struct fl_flow_key *k)
+{
+	struct fl_xdp_ct_val *c = bpf_map_lookup_elem(&conntrack, k);
+
+	return c && c->last_seen_ns ? c : 0;
+}
+
+/* Encapsulate toward backend id and give the verdict. */
+static __always_inline int forward(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
+				   const struct pkt *p, const struct fl_backend *be, __u32 id)
+{
+	struct fl_backend_counters *bc;
+	__u32 reason = FL_DROP_NO_BACKEND;
+
+	if (encap(ctx, v->method, p, be, &reason) != 0) {
+		/* too big: counted, no answer built here (fulcrum-dp answers) */
+		count_drop(r, reason);
+		return XDP_DROP;
+	}
+	bc = bpf_map_lookup_elem(&backend_counters, &id);
+	if (bc) {
+		bc->packets++;
+		bc->bytes += r->rx_len;
+	}
+	r->ctr->tx_packets++;
+	r->ctr->tx_bytes += (__u64)(ctx->data_end - ctx->data);
+	return XDP_TX;
+}
+
+/* dp flow_stage: follow the record while its backend keeps flows (same
+ * VIP, up or draining, same epoch), else choose by Maglev and record or
+ * rebind. */
+static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
+				      struct pkt *p)
+{
+	struct fl_xdp_ct_val *rec = ct_find(&p->key), fresh = {};
+	const struct fl_backend *be;
+	__u32 id;
+
+	if (rec && ct_expired(rec, r->now)) {
+		rec->last_seen_ns = 0;	/* freed */
+		r->ctr->ct_expired++;
+		rec = 0;
+	}
+	if (rec) {
+		rec->last_seen_ns = r->now;
+		r->ctr->ct_hits++;
+		be = backend_at(r, rec->backend_id);
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch)) {
+			ct_track(rec, p->tcp_flags);
+			return forward(ctx, r, v, p, be, rec->backend_id);
+		}
+	} else {
+		r->ctr->ct_misses++;
+	}
+	id = maglev_pick(r, v, p->hash);
+	be = id == FL_BACKEND_NONE ? 0 : backend_at(r, id);
+	if (!be) {
+		count_drop(r, FL_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	if (rec) {
+		/* its backend is down, removed or reused: move the flow */
+		rec->backend_id = id;
+		rec->epoch = be->epoch;
+		r->ctr->ct_reselected++;
+		ct_track(rec, p->tcp_flags);
+	} else {
+		struct fl_vip_counters *vc;
+
+		fresh.backend_id = id;
+		fresh.epoch = be->epoch;
+		fresh.vip_id = r->vip_id;
+		fresh.state = ct_initial_state(p->key.proto, p->tcp_flags);
+		fresh.last_seen_ns = r->now;
+		if (bpf_map_update_elem(&conntrack, &p->key, &fresh, BPF_ANY) == 0) {
+			r->ctr->new_flows++;
+			vc = bpf_map_lookup_elem(&vip_counters, &r->vip_id);
+			if (vc)
+				vc->new_flows++;
+		}
+	}
+	return forward(ctx, r, v, p, be, id);
+}
+
+/* dp icmp_stage: an FN/PTB about a VIP flow goes to the flow's backend; the
+ * record is only read. */
+static __always_inline int icmp_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
+				      struct pkt *p)
+{
+	struct fl_xdp_ct_val *rec = ct_find(&p->key);
+	const struct fl_backend *be = 0;
+	__u32 id = FL_BACKEND_NONE;
+	int verdict;
+
+	if (rec && !ct_expired(rec, r->now)) {
+		be = backend_at(r, rec->backend_id);
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch))
+			id = rec->backend_id;
+	}
+	if (id == FL_BACKEND_NONE) {
+		id = maglev_pick(r, v, p->hash);
+		be = id == FL_BACKEND_NONE ? 0 : backend_at(r, id);
+		if (!be) {
+			count_drop(r, FL_DROP_NO_BACKEND);
+			return XDP_DROP;
+		}
+	}
+	if (!be)
+		return XDP_DROP;
+	verdict = forward(ctx, r, v, p, be, id);
+	if (verdict == XDP_TX)
+		r->ctr->icmp_forwarded++;
+	return verdict;
+}
+
+static __always_inline int to_kernel(struct run *r)
+{
+	r->ctr->exception_packets++;
+	return XDP_PASS;
+}
+
+/* Fragments carry no ports past the first: those to a VIP address are
+ * dropped and counted, the rest are the host's (dp fragment_vip). */
+static __always_inline int fragment(struct run *r, const struct pkt *p)
+{
+	struct fl_xdp_addr_key ak = { .family = p->key.family };
+	__u32 *vip_id;
+
+	ak.addr = p->key.dst;
+	vip_id = SLOT_LOOKUP(r->slot, vip_addrs, &ak);
+	if (!vip_id)
+		return to_kernel(r);
+	count_vip(*vip_id, r->rx_len);
+	count_drop(r, FL_DROP_IP_FRAGMENT);
+	return XDP_DROP;
+}
+
+SEC("xdp")
+int balancer(struct xdp_md *ctx)
+{
+	struct pkt p = {};
+	struct fl_xdp_vip_key vk = {};
+	const struct fl_xdp_vip_val *vv;
+	const struct fl_xdp_ctl *c;
+	struct run r = {};
+	__u32 zero = 0, reason = 0;
+	int verdict;
+
+	r.ctr = bpf_map_lookup_elem(&counters, &zero);
+	c = bpf_map_lookup_elem(&ctl, &zero);
+	if (!r.ctr || !c)
+		return XDP_PASS;
+	r.rx_len = (__u32)(ctx->data_end - ctx->data);
+	r.ctr->rx_packets++;
+	r.ctr->rx_bytes += r.rx_len;
+
+	verdict = parse(ctx, &p, &reason);
+	if (verdict == PARSE_HOST)
+		return to_kernel(&r);
+	if (verdict == PARSE_DROP) {
+		count_drop(&r, reason);
+		return XDP_DROP;
+	}
+
+	/* The one read of the active slot for this packet (xdp.h). */
+	r.slot = *(volatile const __u32 *)&c->slot & 1;
+	r.meta = bpf_map_lookup_elem(&slot_meta, &r.slot);
+	if (!r.meta)
+		return to_kernel(&r);
+	r.backend_limit = r.meta->backend_count < cfg_max_backends ? r.meta->backend_count
+								    : cfg_max_backends;
+	if (p.flags & PKT_FRAGMENT)
+		return fragment(&r, &p);
+
+	vk.addr = p.key.dst;
+	vk.port = p.key.dport;
+	vk.proto = p.key.proto;
+	vk.family = p.key.family;
+	vv = SLOT_LOOKUP(r.slot, vips, &vk);
+	if (!vv)
+		return to_kernel(&r);	/* not a VIP: the host's own traffic */
+	r.vip_id = vv->vip_id;
+	if (r.vip_id >= cfg_max_vips) {
+		count_drop(&r, FL_DROP_NO_BACKEND);
+		return XDP_DROP;
+	}
+	count_vip(r.vip_id, r.rx_len);
+	r.now = bpf_ktime_get_ns();
+	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
+	if (p.flags & PKT_ICMP_ERROR)
+		return icmp_stage(ctx, &r, &vv->vip, &p);
+	return flow_stage(ctx, &r, &vv->vip, &p);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Loader of the XDP balancer (xdp.h): open -> set rodata knobs and map
+ * sizes -> load -> map the tables; publish copies a shared-memory slot into
+ * the inactive map slot and switches to it (libbpf-bootstrap's shape).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <linux/if_link.h>
+#include <linux/membarrier.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "xdp.h"
+#include "balancer.skel.h"
+
+/* Fallback grace period where membarrier GLOBAL is refused (nohz_full):
+ * one XDP run takes microseconds; this is thousands of times that. */
+#define GRACE_FALLBACK_NS 50000000L
+
+/* fulcrum-dp's default idle timeouts (dp/conntrack.c), in seconds. */
+static const __u32 default_timeout_s[FL_XDP_CT_STATES] = {
+	[FL_XDP_CT_SYN] = 5,
+	[FL_XDP_CT_ESTABLISHED] = 300,
+	[FL_XDP_CT_CLOSING] = 10,
+	[FL_XDP_CT_UDP] = 30,
+};
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+static size_t page_round(size_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	return (n + pg - 1) / pg * pg;
+}
+
+/* Maps an mmapable array map of the skeleton; NULL on error (errno). */
+static void *map_mem(struct bpf_map *m, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(m), 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void set_sizes(struct balancer_bpf *s, __u32 vips, __u32 backends, __u32 chunks,
+		      __u32 ct)
+{
+	bpf_map__set_max_entries(s->maps.vips_0, vips);
+	bpf_map__set_max_entries(s->maps.vips_1, vips);
+	bpf_map__set_max_entries(s->maps.vip_addrs_0, vips);
+	bpf_map__set_max_entries(s->maps.vip_addrs_1, vips);
+	bpf_map__set_max_entries(s->maps.backends_0, backends);
+	bpf_map__set_max_entries(s->maps.backends_1, backends);
+	bpf_map__set_max_entries(s->maps.rings_0, chunks);
+	bpf_map__set_max_entries(s->maps.rings_1, chunks);
+	bpf_map__set_max_entries(s->maps.vip_counters, vips);
+	bpf_map__set_max_entries(s->maps.backend_counters, backends);
+	bpf_map__set_max_entries(s->maps.conntrack, ct);
+}
+
+static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
+{
+	struct balancer_bpf__rodata *ro = s->rodata;
+
+	memcpy((void *)ro->cfg_src_mac, k->src_mac, 6);
+	memcpy((void *)ro->cfg_next_hop_mac, k->next_hop_mac, 6);
+	ro->cfg_tunnel_src_v4 = k->tunnel_src_v4.v4;
+	memcpy((void *)ro->cfg_tunnel_src_v6, k->tunnel_src_v6.v6, 16);
+	ro->cfg_gue_port = htons(k->gue_port);
+	ro->cfg_mtu = k->mtu;
+	for (int i = 0; i < FL_XDP_CT_STATES; i++) {
+		__u32 t = k->ct_timeout_s[i] ? k->ct_timeout_s[i] : default_timeout_s[i];
+
+		ro->cfg_timeout_ns[i] = (__u64)t * 1000000000ull;
+	}
+}
+
+int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, char *err, size_t errlen)
+{
+	struct balancer_bpf *s;
+	__u32 chunks;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if (!k || k->mtu < 68)
+		return fail(err, errlen, -EINVAL, "xdp: no knobs or mtu below 68");
+	x->max_vips = k->max_vips ? k->max_vips : FL_XDP_DEFAULT_MAX_VIPS;
+	x->max_backends = k->max_backends ? k->max_backends : FL_XDP_DEFAULT_MAX_BACKENDS;
+	x->ring_entries = k->ring_entries ? k->ring_entries : FL_XDP_DEFAULT_RING_ENTRIES;
+	chunks = (x->ring_entries + FL_XDP_RING_CHUNK - 1) / FL_XDP_RING_CHUNK;
+	x->ring_entries = chunks * FL_XDP_RING_CHUNK;
+
+	s = balancer_bpf__open();
+	if (!s)
+		return fail(err, errlen, -errno, "xdp: open balancer: %s", strerror(errno));
+	x->skel = s;
+	set_sizes(s, x->max_vips, x->max_backends, chunks,
+		  k->ct_capacity ? k->ct_capacity : FL_XDP_DEFAULT_CT_CAPACITY);
+	set_rodata(s, k);
+	s->rodata->cfg_max_vips = x->max_vips;
+	s->rodata->cfg_max_backends = x->max_backends;
+
+	rc = balancer_bpf__load(s);
+	if (rc) {
+		rc = rc < 0 ? rc : -EINVAL;
+		fail(err, errlen, rc, "xdp: load balancer (verifier log above): %s", strerror(-rc));
+		goto cleanup;
+	}
+
+	x->ring_len = page_round((size_t)chunks * sizeof(struct fl_xdp_ring_chunk));
+	x->backend_len = page_round((size_t)x->max_backends * sizeof(struct fl_backend));
+	x->ctl_len = page_round(sizeof(struct fl_xdp_ctl));
+	x->ring_mem[0] = map_mem(s->maps.rings_0, x->ring_len);
+	x->ring_mem[1] = map_mem(s->maps.rings_1, x->ring_len);
+	x->backend_mem[0] = map_mem(s->maps.backends_0, x->backend_len);
+	x->backend_mem[1] = map_mem(s->maps.backends_1, x->backend_len);
+	x->ctl = map_mem(s->maps.ctl, x->ctl_len);
+	if (!x->ring_mem[0] || !x->ring_mem[1] || !x->backend_mem[0] || !x->backend_mem[1] ||
+	    !x->ctl) {
+		rc = fail(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
+		goto cleanup;
+	}
+	return 0;
+
+cleanup:
+	fl_xdp_close(x);
+	return rc;
+}
+
+/* Waits until no XDP run that may have read the old `ctl` is still going:
+ * membarrier GLOBAL is synchronize_rcu(), and every XDP run (driver,
+ * generic or test_run) is one RCU read-side section. */
+static void grace_period(void)
+{
+	if (syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) != 0) {
+		struct timespec ts = { 0, GRACE_FALLBACK_NS };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Empties a hash map of the inactive slot (no packet reads it). */
+static int hash_clear(int fd, __u32 key_size)
+{
+	__u8 key[64], next[64];
+	int rc;
+
+	if (key_size > sizeof(key))
+		return -EINVAL;
+	while ((rc = bpf_map_get_next_key(fd, NULL, next)) == 0) {
+		memcpy(key, next, key_size);
+		if (bpf_map_delete_elem(fd, key) != 0)
+			return -errno;
+	}
+	return errno == ENOENT ? 0 : -errno;
+}
+
+/* The ring entries in use: up to the end of the furthest VIP ring that
+ * fl_tables_pick would accept. */
+static __u32 ring_used(const struct fl_tables *t, __u32 nvips)
+{
+	__u32 used = 0;
+
+	for (__u32 i = 0; i < nvips; i++) {
+		const struct fl_vip *v = &t->vips[i];
+
+		if (!(v->flags & FL_VIP_IN_USE) || v->ring_size == 0 ||
+		    v->ring_offset > t->ring_entries || v->ring_size > t->ring_entries - v->ring_offset)
+			continue;
+		if (v->ring_offset + v->ring_size > used)
+			used = v->ring_offset + v->ring_size;
+	}
+	return used;
+}
+
+static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __u32 nvips,
+		     char *err, size_t errlen)
+{
+	struct balancer_bpf *s = x->skel;
+	int vfd = bpf_map__fd(slot ? s->maps.vips_1 : s->maps.vips_0);
+	int afd = bpf_map__fd(slot ? s->maps.vip_addrs_1 : s->maps.vip_addrs_0);
+	int rc;
+
+	if ((rc = hash_clear(vfd, sizeof(struct fl_xdp_vip_key))) != 0 ||
+	    (rc = hash_clear(afd, sizeof(struct fl_xdp_addr_key))) != 0)
+		return fail(err, errlen, rc, "xdp: clear VIPs of slot %u: %s", slot, strerror(-rc));
+	for (__u32 i = 0; i < nvips; i++) {
+		const struct fl_vip *v = &t->vips[i];
+		struct fl_xdp_vip_key vk;
+		struct fl_xdp_vip_val vv;
+		struct fl_xdp_addr_key ak;
+
+		if (!(v->flags & FL_VIP_IN_USE))
+			continue;
+		memset(&vk, 0, sizeof(vk));
+		vk.addr = v->addr;
+		vk.port = v->port;
+		vk.proto = v->proto;
+		vk.family = v->family;
+		memset(&vv, 0, sizeof(vv));
+		vv.vip = *v;
+		vv.vip_id = i;
+		memset(&ak, 0, sizeof(ak));
+		ak.addr = v->addr;
+		ak.family = v->family;
+		/* the lowest id of an address wins, as dp's fragment scan */
+		if (bpf_map_update_elem(vfd, &vk, &vv, BPF_NOEXIST) != 0 && errno != EEXIST)
+			return fail(err, errlen, -errno, "xdp: VIP %u: %s", i, strerror(errno));
+		if (bpf_map_update_elem(afd, &ak, &i, BPF_NOEXIST) != 0 && errno != EEXIST)
+			return fail(err, errlen, -errno, "xdp: VIP %u address: %s", i,
+				    strerror(errno));
+	}
+	return 0;
+}
+
+int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_t errlen)
+{
+	struct fl_xdp_slot_meta meta;
+	__u32 slot, nvips, nb, nring;
+	int rc;
+
+	if (!x || !x->skel || !t || !t->hdr)
+		return fail(err, errlen, -EINVAL, "xdp: not loaded or no tables");
+	nvips = t->hdr->vip_count < t->max_vips ? t->hdr->vip_count : t->max_vips;
+	nb = t->hdr->backend_count < t->max_backends ? t->hdr->backend_count : t->max_backends;
+	nring = ring_used(t, nvips);
+	if (nvips > x->max_vips || nb > x->max_backends || nring > x->ring_entries)
+		return fail(err, errlen, -E2BIG,
+			    "xdp: tables (%u VIPs, %u backends, %u ring entries) exceed the maps "
+			    "(%u, %u, %u)", nvips, nb, nring, x->max_vips, x->max_backends,
+			    x->ring_entries);
+
+	/* The inactive slot: no packet reads it since the grace period at the
+	 * end of the previous publish. */
+	slot = (x->ctl->slot & 1) ^ 1;
+	rc = fill_vips(x, slot, t, nvips, err, errlen);
+	if (rc)
+		return rc;
+	memcpy(x->backend_mem[slot], t->backends, (size_t)nb * sizeof(struct fl_backend));
+	memset((char *)x->backend_mem[slot] + (size_t)nb * sizeof(struct fl_backend), 0,
+	       (size_t)(x->max_backends - nb) * sizeof(struct fl_backend));
+	memcpy(x->ring_mem[slot], t->ring, (size_t)nring * sizeof(__u32));
+
+	memset(&meta, 0, sizeof(meta));
+	meta.generation = ++x->generation;
+	meta.hash_seed = t->hdr->hash_seed;
+	meta.backend_count = nb;
+	meta.ring_entries = nring;
+	meta.vip_count = nvips;
+	if (bpf_map_update_elem(bpf_map__fd(x->skel->maps.slot_meta), &slot, &meta, BPF_ANY) != 0)
+		return fail(err, errlen, -errno, "xdp: slot header: %s", strerror(errno));
+
+	/* release: the slot's maps, written above (stores to the mmapped
+	 * arrays, and syscalls), are complete before a packet can read the
+	 * new slot number; the program's later loads of that slot follow its
+	 * load of `ctl` (x86 TSO; the helper calls in between are full
+	 * compiler barriers). */
+	__atomic_store_n(&x->ctl->generation, x->generation, __ATOMIC_RELAXED);
+	__atomic_store_n(&x->ctl->slot, slot, __ATOMIC_RELEASE);
+	grace_period();
+	return 0;
+}
+
+int fl_xdp_attach(struct fl_xdp *x, int ifindex, bool generic, char *err, size_t errlen)
+{
+	__u32 flags = generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+	int rc;
+
+	if (!x || !x->skel)
+		return fail(err, errlen, -EINVAL, "xdp: not loaded");
+	if (x->ifindex)
+		return fail(err, errlen, -EBUSY, "xdp: already attached to ifindex %d", x->ifindex);
+	rc = bpf_xdp_attach(ifindex, bpf_program__fd(x->skel->progs.balancer), flags, NULL);
+	if (rc)
+		return fail(err, errlen, rc, "xdp: attach to ifindex %d (%s mode): %s", ifindex,
+			    generic ? "generic" : "native", strerror(-rc));
+	x->ifindex = ifindex;
+	x->attach_flags = flags;
+	return 0;
+}
+
+void fl_xdp_detach(struct fl_xdp *x)
+{
+	if (!x || !x->ifindex)
+		return;
+	bpf_xdp_detach(x->ifindex, x->attach_flags, NULL);
+	x->ifindex = 0;
+}
+
+int fl_xdp_prog_fd(const struct fl_xdp *x)
+{
+	return x && x->skel ? bpf_program__fd(x->skel->progs.balancer) : -EINVAL;
+}
+
+int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct fl_worker_counters *per;
+	__u32 zero = 0;
+	int rc = 0;
+
+	if (!x || !x->skel || ncpu <= 0)
+		return -EINVAL;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(x->skel->maps.counters), &zero, per) != 0) {
+		rc = -errno;
+		goto cleanup;
+	}
+	memset(out, 0, sizeof(*out));
+	for (int c = 0; c < ncpu; c++) {
+		const __u64 *src = (const __u64 *)&per[c];
+		__u64 *dst = (__u64 *)out;
+
+		for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
+			dst[i] += src[i];
+	}
+cleanup:
+	free(per);
+	return rc;
+}
+
+void fl_xdp_close(struct fl_xdp *x)
+{
+	if (!x)
+		return;
+	fl_xdp_detach(x);
+	for (int i = 0; i < 2; i++) {
+		if (x->ring_mem[i])
+			munmap(x->ring_mem[i], x->ring_len);
+		if (x->backend_mem[i])
+			munmap(x->backend_mem[i], x->backend_len);
+		x->ring_mem[i] = NULL;
+		x->backend_mem[i] = NULL;
+	}
+	if (x->ctl)
+		munmap(x->ctl, x->ctl_len);
+	x->ctl = NULL;
+	balancer_bpf__destroy(x->skel);
+	x->skel = NULL;
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The XDP balancer (balancer.bpf.c): its map layouts, shared by the program
+ * and its loader, and the loader's API (xdp.c), used by fulcrum-cp in xdp
+ * mode and by the tests. The program parses, hashes and selects exactly as
+ * fulcrum-dp does, so a fleet may mix both (DESIGN.md "Flow hash").
+ *
+ * Tables. Every table exists twice, one copy per slot, as in the shared
+ * memory: vips_N (hash: VIP -> record), vip_addrs_N (hash: address -> first
+ * VIP id, for fragments), backends_N (array by id) and rings_N (array of
+ * FL_XDP_RING_CHUNK ids), plus slot_meta[N] (seed, counts). The one-entry
+ * array `ctl` holds the active slot; the program reads it once per packet
+ * and then reads only that slot. fl_xdp_publish writes the inactive slot,
+ * flips `ctl`, then waits for an RCU grace period (membarrier GLOBAL, which
+ * is synchronize_rcu()): every XDP run happens inside an RCU read section,
+ * so after the wait no packet still reads the old slot, and the next publish
+ * may overwrite it. No packet can see half a table.
+ */
+#ifndef FL_BPF_XDP_H
+#define FL_BPF_XDP_H
+
+#include <linux/types.h>
+#include "flow.h"
+#include "tables.h"
+#include "counters.h"
+
+#define FL_XDP_RING_CHUNK 16u	/* ring ids per array element */
+
+/* Key of vips_N: what fl_vip_find compares. */
+struct fl_xdp_vip_key {
+	union fl_addr addr;
+	__be16 port;
+	__u8 proto;
+	__u8 family;
+};
+
+struct fl_xdp_vip_val {
+	struct fl_vip vip;
+	__u32 vip_id;
+	__u32 pad;
+};
+
+/* Key of vip_addrs_N: a VIP address whatever its port, for fragments. */
+struct fl_xdp_addr_key {
+	union fl_addr addr;
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct fl_xdp_ring_chunk {
+	__u32 id[FL_XDP_RING_CHUNK];
+};
+
+/* slot_meta[slot]: the slot's own header. */
+struct fl_xdp_slot_meta {
+	__u64 generation;
+	__u64 hash_seed;
+	__u32 backend_count;	/* ids below it are in use (clamped to the map) */
+	__u32 ring_entries;	/* ring ids held by rings_N */
+	__u32 vip_count;
+	__u32 pad;
+};
+
+/* ctl[0]: which slot packets read. Written by one aligned 4-byte store. */
+struct fl_xdp_ctl {
+	__u32 slot;
+	__u32 pad;
+	__u64 generation;
+};
+
+/* Conntrack record states: the same values as fulcrum-dp's enum fl_ct_state. */
+enum fl_xdp_ct_state {
+	FL_XDP_CT_NONE = 0,
+	FL_XDP_CT_SYN = 1,
+	FL_XDP_CT_ESTABLISHED = 2,
+	FL_XDP_CT_CLOSING = 3,
+	FL_XDP_CT_UDP = 4,
+	FL_XDP_CT_STATES
+};
+
+/* Value of the per-CPU LRU conntrack map, keyed by struct fl_flow_key. A
+ * zero last_seen_ns is a CPU's copy that was never written: absent. */
+struct fl_xdp_ct_val {
+	__u32 backend_id;
+	__u32 epoch;
+	__u32 vip_id;
+	__u8 state;		/* enum fl_xdp_ct_state */
+	__u8 pad[3];
+	__u64 last_seen_ns;	/* bpf_ktime_get_ns() */
+};
+
+_Static_assert(sizeof(struct fl_xdp_vip_key) == 20, "vip key layout");
+_Static_assert(sizeof(struct fl_xdp_vip_val) == 40, "vip value layout");
+_Static_assert(sizeof(struct fl_xdp_addr_key) == 20, "addr key layout");
+_Static_assert(sizeof(struct fl_xdp_ring_chunk) == 64, "ring chunk layout");
+_Static_assert(sizeof(struct fl_xdp_slot_meta) == 32, "slot meta layout");
+_Static_assert(sizeof(struct fl_xdp_ctl) == 16, "ctl layout");
+_Static_assert(sizeof(struct fl_xdp_ct_val) == 24, "ct value layout");
+
+#ifndef __bpf__
+#include <stdbool.h>
+#include <stddef.h>
+#include "shm.h"
+
+#define FL_XDP_DEFAULT_MAX_VIPS 64u
+#define FL_XDP_DEFAULT_MAX_BACKENDS 1024u
+#define FL_XDP_DEFAULT_RING_ENTRIES (16u * 65537u)
+#define FL_XDP_DEFAULT_CT_CAPACITY 65536u
+
+/* Load-time settings, fixed for the program's life (rodata and map sizes). */
+struct fl_xdp_knobs {
+	__u8 src_mac[6];		/* outgoing source MAC; zero = the received
+					 * destination MAC (the interface's own) */
+	__u8 next_hop_mac[6];		/* router toward the backends (tunnels) */
+	union fl_addr tunnel_src_v4;	/* outer source toward IPv4 backends */
+	union fl_addr tunnel_src_v6;	/* outer source toward IPv6 backends */
+	__u16 gue_port;			/* GUE UDP destination port, host order */
+	__u16 mtu;			/* egress IP MTU */
+	__u32 max_vips;			/* map sizes; 0 = the defaults above */
+	__u32 max_backends;
+	__u32 ring_entries;
+	__u32 ct_capacity;		/* conntrack records (per CPU) */
+	__u32 ct_timeout_s[FL_XDP_CT_STATES];	/* idle timeouts; 0 = fulcrum-dp's defaults */
+};
+
+struct balancer_bpf;
+
+struct fl_xdp {
+	struct balancer_bpf *skel;
+	void *ring_mem[2];		/* rings_N, mmapped */
+	size_t ring_len;
+	void *backend_mem[2];		/* backends_N, mmapped */
+	size_t backend_len;
+	struct fl_xdp_ctl *ctl;		/* ctl, mmapped */
+	size_t ctl_len;
+	__u32 max_vips;
+	__u32 max_backends;
+	__u32 ring_entries;		/* ring ids the maps hold */
+	__u64 generation;		/* of the last publish */
+	int ifindex;			/* attached to; 0 = none */
+	__u32 attach_flags;
+};
+
+/*
+ * Opens the skeleton, sets the knobs and map sizes, loads and verifies the
+ * program and maps the tables. Packets see empty tables (everything is
+ * XDP_PASS) until the first fl_xdp_publish. 0, or -errno with a message;
+ * on error *x is left closed.
+ */
+int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *knobs, char *err, size_t errlen);
+
+/*
+ * Copies the tables of one published shared-memory slot (VIPs in use,
+ * backends, rings, hash seed) into the inactive map slot, switches packets
+ * to it and waits until no packet reads the old one. On return every packet
+ * uses t. -E2BIG when t does not fit the map sizes (nothing is switched).
+ */
+int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_t errlen);
+
+/* Attaches to ifindex, natively or in generic (skb) mode. */
+int fl_xdp_attach(struct fl_xdp *x, int ifindex, bool generic, char *err, size_t errlen);
+
+/* Detaches from the interface fl_xdp_attach named, if any. */
+void fl_xdp_detach(struct fl_xdp *x);
+
+/* The program's fd, for bpf_prog_test_run. */
+int fl_xdp_prog_fd(const struct fl_xdp *x);
+
+/* Sums the per-CPU worker counters into *out. 0 or -errno. */
+int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
+
+/* Detaches, unmaps and destroys; safe on a closed or zeroed *x. */
+void fl_xdp_close(struct fl_xdp *x);
+#endif /* !__bpf__ */
+
+#endif /* FL_BPF_XDP_H */

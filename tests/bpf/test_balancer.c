@@ -1,0 +1,834 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The XDP balancer (bpf/balancer.bpf.c) through BPF_PROG_TEST_RUN, against
+ * fulcrum-dp's stages as the reference: golden packets for every method and
+ * family, with and without a VLAN tag, must come out byte for byte as
+ * dp/encap.c's fl_encap makes them; ICMP errors, host traffic and malformed
+ * packets get the same verdicts and counters as dp/pipeline.c; conntrack
+ * keeps, drains, moves and reselects flows by the same rule; and 100,000
+ * random flows pick the same backend (the same bytes) in both data planes
+ * on the same shared-memory tables. Needs root. The process is pinned to
+ * one CPU: the conntrack map is per CPU and test_run runs on the caller's.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/bpf.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "check.h"
+#include "dp/frame.h"
+#include "rng.h"
+#include "maglev.h"
+#include "parse.h"
+#include "pipeline.h"
+#include "xdp.h"
+
+#define M 1021u			/* ring size per VIP (prime, small for speed) */
+#define NVIPS 8u
+#define NB 32u
+#define HEADROOM 256u
+#define OUT_MAX 4096u
+#define TCP 6
+#define UDP 17
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_ACK 0x10
+#define GUE_PORT 6080
+#define PARITY_FLOWS 100000u
+
+static const struct fl_shm_params params = { .max_vips = 16, .max_backends = 64,
+					      .ring_entries = 16 * M, .max_workers = 2 };
+
+/* VIPs: IPv4 ones in 192.0.2.0/24, IPv6 ones in 2001:db8:ffff::/64. */
+enum { V4_IPIP, V4_GUE, V4_L2DSR, V6_IP6IP6, V6_GUE, V6_L2DSR, V4_UDP, V6_IPIP4 };
+static const struct {
+	__u8 family, proto, method, backend_family, first, count;
+	__u16 port;
+} vip_def[NVIPS] = {
+	[V4_IPIP] = { 4, TCP, FL_METHOD_IPIP, 4, 0, 4, 80 },
+	[V4_GUE] = { 4, TCP, FL_METHOD_GUE, 4, 4, 3, 443 },
+	[V4_L2DSR] = { 4, TCP, FL_METHOD_L2DSR, 4, 7, 2, 80 },
+	[V6_IP6IP6] = { 6, TCP, FL_METHOD_IP6IP6, 6, 9, 3, 80 },
+	[V6_GUE] = { 6, TCP, FL_METHOD_GUE, 6, 12, 3, 443 },
+	[V6_L2DSR] = { 6, TCP, FL_METHOD_L2DSR, 6, 15, 2, 80 },
+	[V4_UDP] = { 4, UDP, FL_METHOD_GUE, 6, 17, 2, 53 },
+	[V6_IPIP4] = { 6, TCP, FL_METHOD_IPIP, 4, 19, 2, 8080 },
+};
+
+static const __u8 PORT_MAC[6] = { 2, 0, 0, 0, 0, 1 };
+static const __u8 PEER_MAC[6] = { 2, 0, 0, 0, 0, 0xfe };
+
+static void vip_addr(unsigned v, union fl_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (vip_def[v].family == 4) {
+		a->v4 = htonl(0xc000020au + v);
+	} else {
+		static const __u8 p[8] = { 0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0 };
+
+		memcpy(a->bytes, p, 8);
+		a->bytes[15] = (__u8)(0x10 + v);
+	}
+}
+
+/* ---- the tables, as fulcrum-cp publishes them ---- */
+
+struct model {
+	__u64 seed;
+	struct fl_vip vips[NVIPS];
+	struct fl_backend be[NB];
+	__u32 ring[NVIPS][M];
+};
+
+static void model_backend(struct model *m, __u32 id, __u32 vip, __u8 family, __u32 n)
+{
+	struct fl_backend *b = &m->be[id];
+
+	memset(b, 0, sizeof(*b));
+	if (family == 4) {
+		b->key.addr.v4 = htonl(0x0a010000u + n);
+	} else {
+		b->key.addr.bytes[0] = 0xfd;
+		b->key.addr.bytes[3] = 1;
+		b->key.addr.bytes[14] = (__u8)(n >> 8);
+		b->key.addr.bytes[15] = (__u8)n;
+	}
+	b->key.family = family;
+	b->epoch = 1;
+	b->vip_id = vip;
+	b->weight = 1;
+	b->state = FL_BACKEND_UP;
+	memcpy(b->mac, (const __u8[6]){ 2, 0, 0, 0, 0x0b, (__u8)id }, 6);
+}
+
+static void model_init(struct model *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->seed = 0x5eed1234abcdull;
+	for (__u32 v = 0; v < NVIPS; v++) {
+		struct fl_vip *x = &m->vips[v];
+
+		vip_addr(v, &x->addr);
+		x->port = htons(vip_def[v].port);
+		x->proto = vip_def[v].proto;
+		x->family = vip_def[v].family;
+		x->method = vip_def[v].method;
+		x->flags = FL_VIP_IN_USE;
+		x->ring_offset = v * M;
+		x->ring_size = M;
+		for (__u32 i = 0; i < vip_def[v].count; i++)
+			model_backend(m, vip_def[v].first + i, v, vip_def[v].backend_family,
+				      vip_def[v].first + i + 1);
+	}
+}
+
+static int model_rings(struct model *m)
+{
+	char err[256];
+
+	for (__u32 v = 0; v < NVIPS; v++) {
+		struct fl_maglev_backend in[NB];
+		size_t n = 0;
+
+		for (__u32 id = 0; id < NB; id++)
+			if (m->be[id].epoch && m->be[id].vip_id == v && m->be[id].state == FL_BACKEND_UP)
+				in[n++] = (struct fl_maglev_backend){ m->be[id].key, id, m->be[id].weight };
+		if (fl_maglev_build(in, n, M, m->ring[v], err, sizeof(err)) != 0) {
+			fprintf(stderr, "maglev: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- both data planes on one mapping ---- */
+
+struct env {
+	char name[128];
+	struct fl_shm shm;
+	struct fl_worker w;
+	void *ct_mem;
+	struct fl_xdp x;
+	struct fl_encap_ctx encap;
+	struct model m;
+	int prog_fd;
+	__u8 buf[HEADROOM + OUT_MAX];
+};
+
+static struct env *E;
+static int env_setup(void);
+static void env_teardown(void);
+
+/* Every case runs on the one environment, made by the first (a case may be
+ * run alone: `test_balancer parity`). */
+#define NEED_ENV() REQUIRE(E || env_setup() == 0, "setup (root, BPF and /dev/shm needed)")
+
+/* Publishes the model to shared memory, then the same slot to the maps. */
+static int publish(struct env *e)
+{
+	char err[256];
+	struct fl_tables *t;
+
+	if (model_rings(&e->m) || fl_writer_acquire(&e->shm, 2000, 1000, &t, err, sizeof(err)) != 0)
+		return -1;
+	t->hdr->hash_seed = e->m.seed;
+	t->hdr->vip_count = NVIPS;
+	t->hdr->backend_count = NB;
+	t->hdr->ring_used = NVIPS * M;
+	memset(t->vips, 0, params.max_vips * sizeof(*t->vips));
+	memcpy(t->vips, e->m.vips, sizeof(e->m.vips));
+	memset(t->backends, 0, params.max_backends * sizeof(*t->backends));
+	memcpy(t->backends, e->m.be, sizeof(e->m.be));
+	memcpy(t->ring, e->m.ring, sizeof(e->m.ring));
+	fl_tables_index_vips(t);
+	if (fl_writer_publish(&e->shm) != 0)
+		return -1;
+	if (fl_xdp_publish(&e->x, fl_writer_active(&e->shm), err, sizeof(err)) != 0) {
+		fprintf(stderr, "xdp publish: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int env_setup(void)
+{
+	static struct env env;
+	struct fl_xdp_knobs k;
+	struct fl_ct_params ctp;
+	char err[512];
+	cpu_set_t cpus;
+	size_t ct_len;
+	int cpu = sched_getcpu();
+
+	CPU_ZERO(&cpus);
+	CPU_SET(cpu < 0 ? 0 : cpu, &cpus);
+	if (sched_setaffinity(0, sizeof(cpus), &cpus) != 0) {
+		perror("sched_setaffinity");
+		return -1;
+	}
+	E = &env;
+	atexit(env_teardown);
+	memset(&k, 0, sizeof(k));
+	memcpy(k.src_mac, PORT_MAC, 6);
+	memcpy(k.next_hop_mac, (const __u8[6]){ 2, 0, 0, 0, 0, 0x99 }, 6);
+	k.tunnel_src_v4.v4 = htonl(0x0a000001);
+	k.tunnel_src_v6.bytes[0] = 0xfd;
+	k.tunnel_src_v6.bytes[15] = 1;
+	k.gue_port = GUE_PORT;
+	k.mtu = 1500;
+	k.max_vips = params.max_vips;
+	k.max_backends = params.max_backends;
+	k.ring_entries = params.ring_entries;
+	k.ct_capacity = 4 * PARITY_FLOWS;
+
+	memcpy(env.encap.src_mac, k.src_mac, 6);
+	memcpy(env.encap.next_hop_mac, k.next_hop_mac, 6);
+	env.encap.tunnel_src_v4 = k.tunnel_src_v4;
+	env.encap.tunnel_src_v6 = k.tunnel_src_v6;
+	env.encap.gue_dport = htons(GUE_PORT);
+	env.encap.mtu = k.mtu;
+
+	if (fl_xdp_open_load(&env.x, &k, err, sizeof(err)) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	env.prog_fd = fl_xdp_prog_fd(&env.x);
+	snprintf(env.name, sizeof(env.name), "/dev/shm/fulcrum-test-%d-xdp", (int)getpid());
+	fl_shm_unlink(env.name);
+	if (fl_shm_create(env.name, &params, &env.shm, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shm: %s\n", err);
+		return -1;
+	}
+	model_init(&env.m);
+	if (publish(&env) != 0)
+		return -1;
+	fl_ct_params_default(&ctp);
+	ct_len = fl_ct_mem_size(4 * PARITY_FLOWS);
+	env.ct_mem = aligned_alloc(64, (ct_len + 63) & ~(size_t)63);
+	if (!env.ct_mem || fl_worker_init(&env.w, &env.shm, 0, env.ct_mem, ct_len,
+					  4 * PARITY_FLOWS, &ctp, &env.encap, 0, err,
+					  sizeof(err)) != 0) {
+		fprintf(stderr, "worker: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void env_teardown(void)
+{
+	fl_worker_fini(&E->w);
+	fl_shm_detach(&E->shm);
+	fl_shm_unlink(E->name);
+	free(E->ct_mem);
+	fl_xdp_close(&E->x);
+}
+
+/* ---- frames ---- */
+
+struct flow {
+	__u8 family, proto, tcp_flags;
+	union fl_addr src, dst;
+	__u16 sport, dport;	/* host order */
+};
+
+static void put_l2(struct frame *f, int vlans, unsigned etype)
+{
+	f->len = 0;
+	putn(f, PORT_MAC, 6);
+	putn(f, PEER_MAC, 6);
+	for (int i = 0; i < vlans; i++) {
+		put16(f, 0x8100);
+		put16(f, 0x6064 + i);
+	}
+	put16(f, etype);
+}
+
+static void put_ip(struct frame *f, __u8 family, __u8 proto, const union fl_addr *src,
+		   const union fl_addr *dst, unsigned frag, __u8 tos)
+{
+	if (family == 4) {
+		put8(f, 0x45);
+		put8(f, tos);
+		put16(f, 0);	/* total length: ip_done */
+		put16(f, 0x1234);
+		put16(f, frag);
+		put8(f, 57);
+		put8(f, proto);
+		put16(f, 0);
+		putn(f, (const __u8 *)&src->v4, 4);
+		putn(f, (const __u8 *)&dst->v4, 4);
+	} else {
+		put32(f, 6u << 28 | (__u32)tos << 20 | 0xabcde);
+		put16(f, 0);	/* payload length: ip_done */
+		put8(f, proto);
+		put8(f, 57);
+		putn(f, src->bytes, 16);
+		putn(f, dst->bytes, 16);
+	}
+}
+
+static void ip_done(struct frame *f, __u32 l3, __u8 family)
+{
+	__u32 n = f->len - l3 - (family == 6 ? 40 : 0);
+
+	f->b[l3 + (family == 6 ? 4 : 2)] = (__u8)(n >> 8);
+	f->b[l3 + (family == 6 ? 5 : 3)] = (__u8)n;
+}
+
+/* A client's packet of flow fl, payload bytes, then pad bytes of Ethernet
+ * padding the encapsulation must drop. */
+static void build(struct frame *f, const struct flow *fl, int vlans, unsigned payload,
+		  unsigned pad, __u8 tos, int df)
+{
+	__u32 l3;
+
+	put_l2(f, vlans, fl->family == 6 ? 0x86dd : 0x0800);
+	l3 = f->len;
+	put_ip(f, fl->family, fl->proto, &fl->src, &fl->dst, df ? 0x4000 : 0, tos);
+	put16(f, fl->sport);
+	put16(f, fl->dport);
+	if (fl->proto == TCP) {
+		put32(f, 0x01020304);
+		put32(f, 0x05060708);
+		put8(f, 5 << 4);
+		put8(f, fl->tcp_flags);
+		put16(f, 0xffff);
+		put32(f, 0);
+	} else {
+		put16(f, 8 + payload);
+		put16(f, 0);
+	}
+	for (unsigned i = 0; i < payload; i++)
+		put8(f, (__u8)(i * 7 + 3));
+	ip_done(f, l3, fl->family);
+	fill(f, pad, 0);
+}
+
+static void flow_to(struct flow *fl, unsigned v, __u32 client, __u16 cport, __u8 flags)
+{
+	memset(fl, 0, sizeof(*fl));
+	fl->family = vip_def[v].family;
+	fl->proto = vip_def[v].proto;
+	fl->tcp_flags = flags;
+	vip_addr(v, &fl->dst);
+	if (fl->family == 4) {
+		fl->src.v4 = htonl(0xc6330000u | (client & 0xffff));
+	} else {
+		fl->src.bytes[0] = 0x20;
+		fl->src.bytes[1] = 0x01;
+		fl->src.bytes[2] = 0x0d;
+		fl->src.bytes[3] = 0xb8;
+		memcpy(fl->src.bytes + 12, &client, 4);
+	}
+	fl->sport = cport;
+	fl->dport = vip_def[v].port;
+}
+
+/* ---- running a frame ---- */
+
+struct out {
+	__u32 retval;	/* XDP verdict, or enum fl_verdict for dp */
+	__u32 len;
+	__u8 reason;
+	__u8 b[OUT_MAX];
+};
+
+static int run_xdp(const struct frame *f, struct out *o)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->b, .data_size_in = f->len,
+		    .data_out = o->b, .data_size_out = sizeof(o->b), .repeat = 1);
+
+	if (bpf_prog_test_run_opts(E->prog_fd, &opts) != 0) {
+		fprintf(stderr, "test_run: %s\n", strerror(errno));
+		return -1;
+	}
+	o->retval = opts.retval;
+	o->len = opts.data_size_out;
+	return 0;
+}
+
+static void run_dp(const struct frame *f, struct out *o)
+{
+	struct fl_buf b;
+
+	memset(&b, 0, sizeof(b));
+	memcpy(E->buf + HEADROOM, f->b, f->len);
+	b.data = E->buf + HEADROOM;
+	b.len = f->len;
+	b.headroom = HEADROOM;
+	fl_pipeline_run(&E->w, &b, 1, fl_ct_now());
+	o->retval = b.verdict;
+	o->reason = b.drop_reason;
+	o->len = b.verdict == FL_VERDICT_TX ? b.len : 0;
+	if (o->len)
+		memcpy(o->b, b.data, b.len);
+}
+
+/* The reference: fl_parse, the flow hash, fl_tables_pick and fl_encap on a
+ * copy of the frame; the backend id in *id. -1 if any stage refuses. */
+static int reference(const struct frame *f, struct out *o, __u32 *id)
+{
+	const struct fl_tables *t = fl_writer_active(&E->shm);
+	enum fl_drop_reason reason;
+	const struct fl_vip *v;
+	struct fl_pkt p;
+	__u8 *data = E->buf + HEADROOM;
+	__u32 len = f->len, vip_id;
+
+	memcpy(data, f->b, f->len);
+	if (fl_parse(data, len, &p, &reason) != FL_PARSE_FLOW)
+		return -1;
+	v = fl_vip_find(t, &p.key.dst, p.key.family, p.key.dport, p.key.proto, &vip_id);
+	if (!v)
+		return -1;
+	p.hash = fl_flow_hash(&p.key, t->hdr->hash_seed);
+	*id = fl_tables_pick(t, v, p.hash);
+	if (*id >= NB)
+		return -1;
+	if (fl_encap(&E->encap, (enum fl_method)v->method, &t->backends[*id], &p, &data, &len,
+		     HEADROOM, &reason) != 0)
+		return -1;
+	memcpy(o->b, data, len);
+	o->len = len;
+	return 0;
+}
+
+static int same_bytes(const struct out *a, const struct out *b)
+{
+	return a->len == b->len && memcmp(a->b, b->b, a->len) == 0;
+}
+
+static void dump(const char *what, const struct out *o)
+{
+	fprintf(stderr, "%s (%u bytes):", what, o->len);
+	for (__u32 i = 0; i < o->len && i < 128; i++)
+		fprintf(stderr, "%s%02x", i % 16 ? " " : "\n  ", o->b[i]);
+	fputc('\n', stderr);
+}
+
+static __u64 drops(enum fl_drop_reason r)
+{
+	struct fl_worker_counters c;
+
+	return fl_xdp_counters(&E->x, &c) == 0 ? c.drops[r] : ~0ull;
+}
+
+/* ---- cases ---- */
+
+static void test_golden(void)
+{
+	static struct frame f;
+	static struct out want, got, dp;
+	unsigned n = 0;
+
+	NEED_ENV();
+
+	for (unsigned v = 0; v < NVIPS; v++) {
+		for (int vlans = 0; vlans <= 2; vlans++) {
+			for (int df = 0; df <= 1; df++) {
+				struct flow fl;
+				__u32 id;
+
+				flow_to(&fl, v, 0x1000 + v * 16 + vlans * 2 + df,
+					(__u16)(40000 + v), TH_SYN);
+				build(&f, &fl, vlans, 100 + v * 13 + (unsigned)vlans, 6,
+				      (__u8)(0x28 + df), df);
+				REQUIRE(reference(&f, &want, &id) == 0, "reference for VIP %u", v);
+				REQUIRE(run_xdp(&f, &got) == 0, "test_run");
+				run_dp(&f, &dp);
+				CHECK(got.retval == XDP_TX, "VIP %u vlans %d: verdict %u", v, vlans,
+				      got.retval);
+				CHECK(same_bytes(&got, &want), "VIP %u vlans %d df %d: bytes differ",
+				      v, vlans, df);
+				CHECK(dp.retval == FL_VERDICT_TX && same_bytes(&dp, &want),
+				      "fulcrum-dp differs from fl_encap for VIP %u", v);
+				if (!same_bytes(&got, &want)) {
+					dump("want", &want);
+					dump("got", &got);
+				}
+				n++;
+			}
+		}
+	}
+	printf("golden: %u frames (%u VIPs: IPIP, GUE v4/v6, L2DSR v4/v6, IP6IP6, "
+	       "IPv6-in-IPv4; 0-2 VLAN tags; DF on/off) equal to fl_encap\n", n, NVIPS);
+}
+
+/* A verdict of dp and XDP, and the XDP drop counter, for one frame. */
+static void same_verdict(const struct frame *f, __u32 want_xdp, int reason, const char *what)
+{
+	static struct out got, dp;
+	__u64 before = reason >= 0 ? drops((enum fl_drop_reason)reason) : 0;
+	__u32 want_dp = want_xdp == XDP_PASS ? FL_VERDICT_KERNEL : FL_VERDICT_DROP;
+
+	REQUIRE(run_xdp(f, &got) == 0, "test_run");
+	run_dp(f, &dp);
+	CHECK(got.retval == want_xdp, "%s: XDP verdict %u, want %u", what, got.retval, want_xdp);
+	CHECK(dp.retval == want_dp, "%s: dp verdict %u, want %u", what, dp.retval, want_dp);
+	if (reason >= 0) {
+		CHECK(drops((enum fl_drop_reason)reason) == before + 1, "%s: counter %s not +1",
+		      what, fl_drop_names[reason]);
+		CHECK(dp.reason == reason, "%s: dp reason %u, want %d", what, dp.reason, reason);
+	}
+}
+
+static void test_host_and_malformed(void)
+{
+	static struct frame f;
+	struct flow fl;
+	union fl_addr other;
+
+	NEED_ENV();
+
+	/* ARP */
+	put_l2(&f, 0, 0x0806);
+	fill(&f, 28, 1);
+	same_verdict(&f, XDP_PASS, -1, "ARP");
+	/* the host's own address and a VIP's address on another port */
+	flow_to(&fl, V4_IPIP, 1, 1234, TH_SYN);
+	memset(&other, 0, sizeof(other));
+	other.v4 = htonl(0xc0000263);
+	fl.dst = other;
+	build(&f, &fl, 0, 10, 0, 0, 1);
+	same_verdict(&f, XDP_PASS, -1, "non-VIP IPv4");
+	flow_to(&fl, V6_GUE, 1, 1234, TH_SYN);
+	fl.dport = 22;
+	build(&f, &fl, 1, 10, 0, 0, 1);
+	same_verdict(&f, XDP_PASS, -1, "VIP address, SSH port");
+	/* ICMP echo to a VIP: the host's */
+	put_l2(&f, 0, 0x0800);
+	{
+		union fl_addr va;
+		__u32 l3 = f.len;
+
+		vip_addr(V4_IPIP, &va);
+		put_ip(&f, 4, 1, &fl.src, &va, 0, 0);
+		put8(&f, 8);
+		fill(&f, 15, 0);
+		ip_done(&f, l3, 4);
+	}
+	same_verdict(&f, XDP_PASS, -1, "ICMP echo");
+
+	/* malformed */
+	put_l2(&f, 0, 0x8100);
+	same_verdict(&f, XDP_DROP, FL_DROP_ETH_TRUNCATED, "tag cut short");
+	put_l2(&f, 3, 0x0800);
+	fill(&f, 40, 0);
+	same_verdict(&f, XDP_DROP, FL_DROP_VLAN_TOO_DEEP, "three tags");
+	put_l2(&f, 0, 0x0800);
+	fill(&f, 12, 0x45);
+	same_verdict(&f, XDP_DROP, FL_DROP_IP_TRUNCATED, "IPv4 cut short");
+	flow_to(&fl, V4_IPIP, 2, 1234, TH_SYN);
+	build(&f, &fl, 0, 10, 0, 0, 1);
+	f.b[14] = 0x44;
+	same_verdict(&f, XDP_DROP, FL_DROP_IP_BAD_HEADER, "IHL 4");
+	build(&f, &fl, 1, 10, 0, 0, 1);
+	f.b[18 + 20 + 12] = 0x30;
+	same_verdict(&f, XDP_DROP, FL_DROP_TCP_BAD_HEADER, "TCP data offset 3");
+	build(&f, &fl, 0, 0, 0, 0, 1);
+	f.len = 14 + 20 + 10;
+	f.b[14 + 3] = 30;
+	same_verdict(&f, XDP_DROP, FL_DROP_L4_TRUNCATED, "TCP cut short");
+	/* IPv6 with five destination-options headers */
+	put_l2(&f, 0, 0x86dd);
+	{
+		__u32 l3 = f.len;
+		union fl_addr va;
+
+		vip_addr(V6_IP6IP6, &va);
+		put_ip(&f, 6, 60, &fl.src, &va, 0, 0);
+		for (int i = 0; i < 5; i++) {
+			put8(&f, i < 4 ? 60 : TCP);
+			put8(&f, 0);
+			fill(&f, 6, 0);
+		}
+		put16(&f, 1234);
+		put16(&f, 80);
+		fill(&f, 8, 0);
+		put8(&f, 5 << 4);
+		fill(&f, 7, 0);
+		ip_done(&f, l3, 6);
+	}
+	same_verdict(&f, XDP_DROP, FL_DROP_IPV6_EXT_HEADER, "five extension headers");
+	/* fragments: to a VIP dropped, to the host passed */
+	flow_to(&fl, V4_UDP, 3, 5353, 0);
+	build(&f, &fl, 0, 40, 0, 0, 0);
+	f.b[14 + 6] = 0x20;	/* more fragments */
+	same_verdict(&f, XDP_DROP, FL_DROP_IP_FRAGMENT, "fragment to a VIP");
+	fl.dst = other;
+	build(&f, &fl, 0, 40, 0, 0, 0);
+	f.b[14 + 6] = 0x20;
+	same_verdict(&f, XDP_PASS, -1, "fragment to the host");
+	/* a VIP with no backend would need an empty ring: covered by dp tests */
+}
+
+/* Sends flow fl once through both and returns the XDP output's backend id
+ * (by comparing with every backend's reference), checking dp agrees. */
+static __u32 send_both(const struct flow *fl, const char *what)
+{
+	static struct frame f;
+	static struct out got, dp;
+
+	build(&f, fl, 0, 20, 0, 0, 1);
+	if (run_xdp(&f, &got) != 0)
+		return FL_BACKEND_NONE;
+	run_dp(&f, &dp);
+	CHECK(got.retval == XDP_TX && dp.retval == FL_VERDICT_TX, "%s: verdicts %u/%u", what,
+	      got.retval, dp.retval);
+	CHECK(same_bytes(&got, &dp), "%s: XDP and dp bytes differ", what);
+	/* IPIP over IPv4: the outer destination names the backend */
+	for (__u32 id = 0; id < NB; id++)
+		if (E->m.be[id].epoch && memcmp(got.b + 14 + 16, &E->m.be[id].key.addr.v4, 4) == 0)
+			return id;
+	return FL_BACKEND_NONE;
+}
+
+/* A flow of VIP V4_IPIP whose ring choice moves when backend `extra` joins. */
+static int moving_flow(struct flow *fl, __u32 first_client, __u32 extra)
+{
+	struct model m2 = E->m;
+
+	model_backend(&m2, extra, V4_IPIP, 4, 100 + extra);
+	if (model_rings(&m2))
+		return -1;
+	for (__u32 c = first_client; c < first_client + 10000; c++) {
+		struct fl_flow_key k;
+		__u32 h;
+
+		flow_to(fl, V4_IPIP, c, (__u16)(20000 + c), TH_SYN);
+		memset(&k, 0, sizeof(k));
+		k.src = fl->src;
+		k.dst = fl->dst;
+		k.sport = htons(fl->sport);
+		k.dport = htons(fl->dport);
+		k.proto = TCP;
+		k.family = 4;
+		h = fl_flow_hash(&k, E->m.seed) % M;
+		if (E->m.ring[V4_IPIP][h] != m2.ring[V4_IPIP][h] && m2.ring[V4_IPIP][h] == extra)
+			return 0;
+	}
+	return -1;
+}
+
+static void test_conntrack(void)
+{
+	struct fl_worker_counters c0, c1;
+	struct flow fl;
+	__u32 a, b, extra = 24, extra2 = 25;
+
+	NEED_ENV();
+
+	REQUIRE(moving_flow(&fl, 50000, extra) == 0, "no flow moves");
+	a = send_both(&fl, "first packet");
+	REQUIRE(a < NB, "no backend");
+	fl.tcp_flags = TH_ACK;
+
+	/* the ring changes: the flow stays */
+	model_backend(&E->m, extra, V4_IPIP, 4, 100 + extra);
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(send_both(&fl, "after ring change") == a, "flow left its backend on a ring change");
+
+	/* draining keeps it */
+	E->m.be[a].state = FL_BACKEND_DRAINING;
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(send_both(&fl, "draining") == a, "flow left its draining backend");
+
+	/* down moves it, to what the ring says */
+	fl_xdp_counters(&E->x, &c0);
+	E->m.be[a].state = FL_BACKEND_DOWN;
+	REQUIRE(publish(E) == 0, "publish");
+	b = send_both(&fl, "down");
+	fl_xdp_counters(&E->x, &c1);
+	CHECK(b != a && b < NB, "flow stayed on a down backend (%u)", b);
+	CHECK(c1.ct_reselected == c0.ct_reselected + 1, "ct_reselected not counted");
+	E->m.be[a].state = FL_BACKEND_UP;
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(send_both(&fl, "back up") == b, "flow moved again when its old backend returned");
+
+	/* the id of its backend goes to another backend (epoch + 1): the flow
+	 * is chosen anew, by the ring, which now says `extra2` */
+	{
+		struct flow f2;
+		__u32 id2;
+
+		REQUIRE(moving_flow(&f2, 70000, extra2) == 0, "no flow moves");
+		id2 = send_both(&f2, "second flow");
+		REQUIRE(id2 < NB, "no backend");
+		f2.tcp_flags = TH_ACK;
+		model_backend(&E->m, extra2, V4_IPIP, 4, 100 + extra2);
+		REQUIRE(publish(E) == 0, "publish");
+		CHECK(send_both(&f2, "second flow, ring changed") == id2, "second flow moved");
+		/* same id and address, new epoch: reselect by the ring */
+		E->m.be[id2].epoch++;
+		REQUIRE(publish(E) == 0, "publish");
+		CHECK(send_both(&f2, "epoch changed") == extra2,
+		      "flow kept a backend whose epoch changed");
+	}
+}
+
+/* ICMP FN / PTB about a tracked flow go to that flow's backend. */
+static void test_icmp(void)
+{
+	static struct frame f;
+	static struct out got, dp;
+
+	NEED_ENV();
+	for (int fam = 4; fam <= 6; fam += 2) {
+		unsigned v = fam == 4 ? V4_IPIP : V6_IP6IP6;
+		struct flow fl;
+		__u32 l3, want_id, id;
+		static struct out want;
+
+
+		flow_to(&fl, v, 0x9000 + (unsigned)fam, 33333, TH_SYN);
+		build(&f, &fl, 0, 20, 0, 0, 1);
+		REQUIRE(reference(&f, &want, &want_id) == 0, "reference");
+		REQUIRE(run_xdp(&f, &got) == 0 && got.retval == XDP_TX, "first packet");
+		run_dp(&f, &dp);
+
+		/* a router's error about the backend's reply VIP -> client */
+		put_l2(&f, 1, fam == 4 ? 0x0800 : 0x86dd);
+		l3 = f.len;
+		{
+			union fl_addr router;
+
+			memset(&router, 0, sizeof(router));
+			if (fam == 4)
+				router.v4 = htonl(0xcb007101);
+			else
+				memcpy(router.bytes, (const __u8[4]){ 0x20, 0x01, 0x0d, 0xb8 }, 4);
+			put_ip(&f, (__u8)fam, fam == 4 ? 1 : 58, &router, &fl.dst, 0, 0);
+		}
+		if (fam == 4) {
+			put8(&f, 3);
+			put8(&f, 4);
+			put16(&f, 0);
+			put16(&f, 0);
+			put16(&f, 1400);
+		} else {
+			put8(&f, 2);
+			put8(&f, 0);
+			put16(&f, 0);
+			put32(&f, 1400);
+		}
+		put_ip(&f, (__u8)fam, TCP, &fl.dst, &fl.src, 0, 0);
+		put16(&f, fl.dport);
+		put16(&f, fl.sport);
+		fill(&f, 16, 0);
+		f.b[l3 + (fam == 4 ? 28 + 2 : 48 + 4)] = 0;
+		f.b[l3 + (fam == 4 ? 28 + 3 : 48 + 5)] = fam == 4 ? 40 : 20;
+		ip_done(&f, l3, (__u8)fam);
+
+		REQUIRE(run_xdp(&f, &got) == 0, "test_run");
+		run_dp(&f, &dp);
+		CHECK(got.retval == XDP_TX, "ICMP%s: verdict %u", fam == 4 ? "" : "v6", got.retval);
+		CHECK(dp.retval == FL_VERDICT_TX && same_bytes(&got, &dp),
+		      "ICMP%s: XDP and dp differ", fam == 4 ? "" : "v6");
+		id = FL_BACKEND_NONE;
+		for (__u32 i = 0; i < NB; i++) {
+			const __u8 *dst = got.b + 18 + (fam == 4 ? 16 : 24);
+
+			if (E->m.be[i].epoch &&
+			    memcmp(dst, E->m.be[i].key.addr.bytes, fam == 4 ? 4 : 16) == 0)
+				id = i;
+		}
+		CHECK(id == want_id, "ICMP%s went to %u, the flow is on %u",
+		      fam == 4 ? "" : "v6", id, want_id);
+	}
+}
+
+/* 100,000 random flows, IPv4 and IPv6: the same bytes from both planes. */
+static void test_parity(void)
+{
+	static struct frame f;
+	static struct out got, dp;
+	struct rng r = { 0x7a11ce5eedull };
+	unsigned same = 0, v4 = 0, v6 = 0;
+
+	NEED_ENV();
+
+	for (unsigned i = 0; i < PARITY_FLOWS; i++) {
+		__u64 x = rng_next(&r), y = rng_next(&r);
+		unsigned v = (unsigned)(x % NVIPS);
+		struct flow fl;
+
+		flow_to(&fl, v, (__u32)y, (__u16)(x >> 16), (x >> 40) & 1 ? TH_SYN : TH_ACK);
+		if (fl.family == 6) {
+			__u64 z = rng_next(&r);
+
+			memcpy(fl.src.bytes + 4, &z, 8);
+			v6++;
+		} else {
+			v4++;
+		}
+		build(&f, &fl, (int)((x >> 48) % 3), (unsigned)((y >> 40) % 200), 0,
+		      (__u8)(y >> 8), (int)((y >> 4) & 1));
+		if (run_xdp(&f, &got) != 0)
+			break;
+		run_dp(&f, &dp);
+		if (got.retval == XDP_TX && dp.retval == FL_VERDICT_TX && same_bytes(&got, &dp))
+			same++;
+		else if (same + 10 > i)
+			fprintf(stderr, "flow %u (VIP %u): XDP %u, dp %u\n", i, v, got.retval,
+				dp.retval);
+	}
+	printf("parity: %u of %u random flows (%u IPv4, %u IPv6) gave the same backend "
+	       "and bytes\n", same, PARITY_FLOWS, v4, v6);
+	CHECK(same == PARITY_FLOWS, "%u flows differ", PARITY_FLOWS - same);
+}
+
+static const struct fl_test_case cases[] = {
+	{ "golden", test_golden },
+	{ "host_and_malformed", test_host_and_malformed },
+	{ "icmp", test_icmp },
+	{ "conntrack", test_conntrack },
+	{ "parity", test_parity },
+};
+
+FL_TEST_MAIN(cases)
