@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* fulcrum-cp's state and its changes: cp/daemon.h. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/signalfd.h>
+
+#include "addr.h"
+#include "daemon.h"
+
+#define NS_PER_MS 1000000ull
+
+/* ---- logging ---- */
+
+static enum fl_log_level log_level = FL_LOG_INFO;
+static int log_journal = -1;
+
+void fl_log_set_level(enum fl_log_level level)
+{
+	log_level = level;
+}
+
+void fl_log(enum fl_log_level level, const char *fmt, ...)
+{
+	/* syslog priorities: err 3, warning 4, info 6, debug 7 */
+	static const int prio[] = { 3, 4, 6, 7 };
+	char line[1024];
+	va_list ap;
+
+	if (level > log_level)
+		return;
+	if (log_journal < 0)
+		log_journal = getenv("JOURNAL_STREAM") != NULL;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* one line whatever the message held */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (log_journal)
+		fprintf(stderr, "<%d>%s: %s\n", prio[level], fl_log_level_name(level), line);
+	else
+		fprintf(stderr, "fulcrum-cp: %s: %s\n", fl_log_level_name(level), line);
+}
+
+/* ---- backends ---- */
+
+struct ident {
+	union fl_addr vip_addr;
+	union fl_addr addr;
+	__u16 vip_port;
+	__be16 port;		/* explicit */
+	__u8 vip_family;
+	__u8 vip_proto;
+	__u8 family;
+	__u8 pad;
+};
+
+static struct ident ident_of(const struct fl_cp_backend *b)
+{
+	struct ident id;
+
+	memset(&id, 0, sizeof(id));
+	id.vip_addr = b->vip_addr;
+	id.vip_port = b->vip_port;
+	id.vip_family = b->vip_family;
+	id.vip_proto = b->vip_proto;
+	id.addr = b->key.addr;
+	id.family = b->key.family;
+	id.port = b->eff_port;
+	return id;
+}
+
+static int cmp_backend(const void *pa, const void *pb)
+{
+	const struct fl_cp_backend *a = *(struct fl_cp_backend *const *)pa;
+	const struct fl_cp_backend *b = *(struct fl_cp_backend *const *)pb;
+	struct ident ia = ident_of(a), ib = ident_of(b);
+
+	return memcmp(&ia, &ib, sizeof(ia));
+}
+
+static bool hc_equal(const struct fl_hc_config *a, const struct fl_hc_config *b)
+{
+	if (a->type != b->type || a->interval_ms != b->interval_ms ||
+	    a->timeout_ms != b->timeout_ms || a->rise != b->rise || a->fall != b->fall ||
+	    a->port != b->port || a->has_address != b->has_address || a->tls_verify != b->tls_verify ||
+	    a->n_expect_status != b->n_expect_status || strcmp(a->http_path, b->http_path) ||
+	    strcmp(a->http_host, b->http_host) || strcmp(a->expect_body, b->expect_body))
+		return false;
+	if (a->has_address && (a->address_family != b->address_family ||
+			       memcmp(&a->address, &b->address, sizeof(a->address))))
+		return false;
+	for (unsigned i = 0; i < a->n_expect_status && i < FL_MAX_EXPECT_STATUS; i++)
+		if (a->expect_status[i] != b->expect_status[i])
+			return false;
+	return true;
+}
+
+struct fl_cp_backend *fl_cp_find(struct fl_cp *cp, const union fl_addr *vip_addr, __u8 vip_family,
+				 __u16 vip_port, __u8 vip_proto, const struct fl_backend_key *key)
+{
+	struct fl_cp_backend probe, *pp = &probe, **found;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.vip_addr = *vip_addr;
+	probe.vip_family = vip_family;
+	probe.vip_port = vip_port;
+	probe.vip_proto = vip_proto;
+	probe.key = *key;
+	probe.eff_port = key->port ? key->port : htons(vip_port);
+	if (cp->n_backends == 0)
+		return NULL;
+	found = bsearch(&pp, cp->backends, cp->n_backends, sizeof(*cp->backends), cmp_backend);
+	return found ? *found : NULL;
+}
+
+static bool backend_up(const struct fl_cp_backend *b)
+{
+	return !b->checked || b->chk.up;
+}
+
+static void on_health(struct fl_checker *c, void *arg)
+{
+	struct fl_cp_backend *b = arg;
+	char run[48];
+
+	fl_log(c->up ? FL_LOG_INFO : FL_LOG_WARN, "backend %s %s: %s (%s)", b->name,
+	       c->up ? "up" : "down", c->reason, fl_checker_run_text(c, run, sizeof(run)));
+	b->cp->dirty = true;
+}
+
+/* The state the published tables give this backend: 1 up (or draining),
+ * 0 down, -1 not there. */
+static int published_state(struct fl_cp *cp, const struct fl_cp_backend *b)
+{
+	const struct fl_tables *t;
+	__u32 id;
+
+	if (!cp->have_pub)
+		return -1;
+	id = fl_publisher_backend_id(&cp->pub, &b->vip_addr, b->vip_family, b->vip_port,
+				     b->vip_proto, &b->key);
+	t = fl_writer_active(&cp->shm);
+	if (id == FL_BACKEND_NONE || id >= t->max_backends)
+		return -1;
+	switch (t->backends[id].state) {
+	case FL_BACKEND_UP:
+	case FL_BACKEND_DRAINING:
+		return 1;
+	case FL_BACKEND_DOWN:
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static struct fl_cp_backend *backend_new(struct fl_cp *cp, const struct fl_vip_config *v,
+					 const struct fl_backend_config *bc)
+{
+	struct fl_cp_backend *b = calloc(1, sizeof(*b));
+	char va[FL_ADDR_STRLEN], ba[FL_ADDR_STRLEN];
+	__u16 port;
+
+	if (!b)
+		return NULL;
+	b->cp = cp;
+	b->vip_addr = v->addr;
+	b->vip_family = v->family;
+	b->vip_proto = v->proto;
+	b->vip_port = v->port;
+	b->key = bc->key;
+	b->eff_port = bc->key.port ? bc->key.port : htons(v->port);
+	b->hc = bc->hc;
+	b->checked = bc->hc.type != FL_HC_NONE;
+	b->chk.io.fd = -1;
+	b->chk.up = true;
+	port = ntohs(b->eff_port);
+	fl_addr_format(&bc->key.addr, bc->key.family, ba, sizeof(ba));
+	fl_addr_format(&v->addr, v->family, va, sizeof(va));
+	snprintf(b->name, sizeof(b->name), bc->key.family == FL_AF_INET6 ? "[%s]:%u of " : "%s:%u of ",
+		 ba, port);
+	snprintf(b->name + strlen(b->name), sizeof(b->name) - strlen(b->name),
+		 v->family == FL_AF_INET6 ? "[%s]:%u/%s" : "%s:%u/%s", va, v->port, fl_proto_name(v->proto));
+	return b;
+}
+
+static int checker_prepare(struct fl_cp_backend *b, bool up, char *err, size_t errlen)
+{
+	const struct fl_hc_config *hc = &b->hc;
+	const union fl_addr *addr = hc->has_address ? &hc->address : &b->key.addr;
+	__u8 family = hc->has_address ? hc->address_family : b->key.family;
+	__u16 port = hc->port ? hc->port : ntohs(b->eff_port);
+	int rc;
+
+	if (!b->checked) {
+		b->chk.up = true;
+		return 0;
+	}
+	rc = fl_checker_init(&b->chk, &b->cp->loop, hc, addr, family, port, up, on_health, b,
+			     err, errlen);
+	if (rc < 0)
+		return rc;
+	return 0;
+}
+
+static void backend_free(struct fl_cp_backend *b)
+{
+	if (!b)
+		return;
+	if (b->checked)
+		fl_checker_stop(&b->chk);
+	free(b);
+}
+
+static size_t config_backends(const struct fl_config *cfg)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < cfg->n_vips; i++)
+		n += cfg->vips[i].n_backends;
+	return n;
+}
+
+int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errlen)
+{
+	size_t n = config_backends(cfg), k = 0, n_new = 0, kept = 0, changed = 0, removed = 0, n_down = 0;
+	struct fl_cp_backend **nb = calloc(n ? n : 1, sizeof(*nb));
+	bool *fresh = calloc(n ? n : 1, sizeof(*fresh));
+	int rc = -ENOMEM;
+
+	if (!nb || !fresh) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* the publisher checks that the mapping can hold the new config
+	 * (ids, ring entries) before anything changes; on error it keeps the
+	 * previous desired state */
+	rc = fl_publisher_set(&cp->pub, cfg, NULL, 0, err, errlen);
+	if (rc < 0)
+		goto fail;
+	/* prepare everything that can fail, touching no running checker */
+	for (unsigned i = 0; i < cfg->n_vips; i++) {
+		const struct fl_vip_config *v = &cfg->vips[i];
+		for (unsigned j = 0; j < v->n_backends; j++) {
+			struct fl_cp_backend *b = backend_new(cp, v, &v->backends[j]), *old;
+			if (!b) {
+				rc = -ENOMEM;
+				snprintf(err, errlen, "out of memory");
+				goto fail;
+			}
+			nb[k] = b;
+			old = fl_cp_find(cp, &b->vip_addr, b->vip_family, b->vip_port, b->vip_proto, &b->key);
+			if (old && hc_equal(&old->hc, &b->hc)) {
+				k++;	/* migrated below */
+				continue;
+			}
+			/* a changed check keeps the backend's state: only its
+			 * counters start again */
+			bool up = old ? backend_up(old) : published_state(cp, b) == 1;
+			if (old)
+				b->drain = old->drain;
+			rc = checker_prepare(b, up, err, errlen);
+			if (rc < 0)
+				goto fail;
+			fresh[k++] = true;
+		}
+	}
+	/* commit: migrate unchanged checkers, stop the rest */
+	for (size_t i = 0; i < n; i++) {
+		struct fl_cp_backend *b = nb[i], *old;
+		if (fresh[i])
+			continue;
+		old = fl_cp_find(cp, &b->vip_addr, b->vip_family, b->vip_port, b->vip_proto, &b->key);
+		/* keepalived's migrate: the running checker moves whole */
+		old->key = b->key;
+		free(b);
+		nb[i] = old;
+		old->cp = cp;
+		kept++;
+	}
+	qsort(nb, n, sizeof(*nb), cmp_backend);
+	for (size_t i = 0; i < cp->n_backends; i++) {
+		struct fl_cp_backend *old = cp->backends[i], **hit;
+		hit = n ? bsearch(&old, nb, n, sizeof(*nb), cmp_backend) : NULL;
+		if (hit && *hit == old)
+			continue;
+		if (hit)
+			changed++;
+		else
+			removed++;
+		backend_free(old);
+	}
+	free(cp->backends);
+	cp->backends = nb;
+	cp->n_backends = n;
+	/* start the fresh checks spread over their interval */
+	for (size_t i = 0; i < n; i++)
+		if (nb[i]->checked && !fl_timer_armed(&nb[i]->chk.timer) && !nb[i]->chk.started)
+			n_new++;
+	for (size_t i = 0, j = 0; i < n; i++) {
+		struct fl_cp_backend *b = nb[i];
+		if (!b->checked || b->chk.started)
+			continue;
+		if (fl_checker_start(&b->chk, fl_checker_stagger_ms(b->hc.interval_ms, (uint32_t)j++,
+								    (uint32_t)n_new)) < 0)
+			fl_log(FL_LOG_ERROR, "backend %s: cannot schedule its check: out of memory", b->name);
+		if (!b->chk.up) {
+			n_down++;
+			fl_log(FL_LOG_DEBUG, "backend %s starts down: up after %u successful %s checks",
+			       b->name, b->hc.rise, fl_hc_type_name(b->hc.type));
+		}
+	}
+	if (n_down)
+		fl_log(FL_LOG_INFO, "%zu new backends start down until they pass `rise` checks", n_down);
+	if (cp->have_cfg)
+		fl_config_free(&cp->cfg);
+	cp->cfg = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
+	cp->have_cfg = true;
+	cp->dirty = true;
+	fl_log(FL_LOG_INFO, "config %s applied: %u VIPs, %zu backends (%zu kept, %zu check changed, "
+	       "%zu new, %zu removed)", cp->cfg.source, cp->cfg.n_vips, n, kept, changed,
+	       n - kept - changed, removed);
+	free(fresh);
+	return 0;
+fail:
+	if (nb)
+		for (size_t i = 0; i < k; i++)
+			free(nb[i]);	/* no checker of them was started */
+	free(nb);
+	free(fresh);
+	fl_config_free(cfg);
+	return rc;
+}
+
+/* ---- publishing ---- */
+
+int fl_cp_publish(struct fl_cp *cp, bool force)
+{
+	struct fl_backend_status *st;
+	struct fl_publish_result res;
+	char err[FL_CONFIG_ERR_LEN];
+	size_t n = 0;
+	int rc;
+
+	if (!cp->dirty && !force)
+		return 0;
+	st = calloc(cp->n_backends ? cp->n_backends : 1, sizeof(*st));
+	if (!st) {
+		rc = -ENOMEM;
+		snprintf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < cp->n_backends; i++) {
+		const struct fl_cp_backend *b = cp->backends[i];
+		if (backend_up(b) && !b->drain)
+			continue;	/* no status = up */
+		st[n].vip_addr = b->vip_addr;
+		st[n].vip_family = b->vip_family;
+		st[n].vip_proto = b->vip_proto;
+		st[n].vip_port = b->vip_port;
+		st[n].key = b->key;
+		st[n].drain = b->drain;
+		st[n].down = !backend_up(b);
+		n++;
+	}
+	rc = fl_publisher_set(&cp->pub, &cp->cfg, st, n, err, sizeof(err));
+	if (rc == 0)
+		rc = fl_publisher_publish(&cp->pub, FL_CP_PUBLISH_TIMEOUT_MS, &res, err, sizeof(err));
+	free(st);
+out:
+	cp->last_publish_ns = fl_mono_ns();
+	if (rc < 0) {
+		cp->n_publish_errors++;
+		fl_log(FL_LOG_ERROR, "publish to %s failed, retrying in %u ms: %s", cp->shm.map.path,
+		       FL_CP_RETRY_MS, err);
+		fl_timer_in(&cp->loop, &cp->publish_timer, FL_CP_RETRY_MS);
+		return rc;
+	}
+	cp->dirty = false;
+	cp->generation = res.generation;
+	cp->n_publishes++;
+	fl_log(FL_LOG_INFO, "published generation %llu: %u VIPs, %u backends, %u up, "
+	       "%u rings built, %u copied", (unsigned long long)res.generation, res.vips,
+	       res.backends, res.backends_up, res.rings_built, res.rings_copied);
+	return 0;
+}
+
+static void on_publish_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct fl_cp *cp = t->arg;
+
+	(void)loop;
+	if (cp->dirty)
+		fl_cp_publish(cp, false);
+}
+
+/* End of every iteration: one publish for all the changes it made. */
+static void after_iteration(struct fl_loop *loop, void *arg)
+{
+	struct fl_cp *cp = arg;
+	uint64_t next;
+
+	if (!cp->dirty || fl_timer_armed(&cp->publish_timer))
+		return;
+	next = cp->last_publish_ns + FL_CP_PUBLISH_GAP_MS * NS_PER_MS;
+	if (loop->now_ns >= next)
+		fl_cp_publish(cp, false);
+	else
+		fl_timer_at(loop, &cp->publish_timer, next);
+}
+
+int fl_cp_set_drain(struct fl_cp *cp, const union fl_addr *vip_addr, __u8 vip_family,
+		    __u16 vip_port, const union fl_addr *addr, __u8 family, __u16 port, bool drain)
+{
+	size_t matched = 0;
+
+	for (size_t i = 0; i < cp->n_backends; i++) {
+		struct fl_cp_backend *b = cp->backends[i];
+		if (b->vip_family != vip_family || b->vip_port != vip_port ||
+		    memcmp(&b->vip_addr, vip_addr, sizeof(*vip_addr)) || b->key.family != family ||
+		    memcmp(&b->key.addr, addr, sizeof(*addr)) || (port && ntohs(b->eff_port) != port))
+			continue;
+		if (b->drain != drain) {
+			b->drain = drain;
+			cp->dirty = true;
+			fl_log(FL_LOG_INFO, "backend %s %s by the operator", b->name,
+			       drain ? "drained" : "undrained");
+		}
+		matched++;
+	}
+	return matched ? 0 : -ENOENT;
+}
+
+/* ---- life cycle ---- */
+
+int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errlen)
+{
+	struct fl_config cfg;
+	struct fl_shm_params params;
+	int rc;
+
+	memset(cp, 0, sizeof(*cp));
+	cp->sig_io.fd = -1;
+	snprintf(cp->config_path, sizeof(cp->config_path), "%s", config_path);
+	fl_timer_init(&cp->publish_timer, on_publish_timer, cp);
+	rc = fl_config_load(config_path, &cfg, err, errlen);
+	if (rc < 0)
+		return rc;
+	fl_log_set_level(cfg.global.log_level);
+	rc = fl_loop_init(&cp->loop, err, errlen);
+	if (rc < 0)
+		goto fail_cfg;
+	fl_loop_set_after(&cp->loop, after_iteration, cp);
+	params = (struct fl_shm_params){
+		.max_vips = cfg.limits.max_vips,
+		.max_backends = cfg.limits.max_backends,
+		.ring_entries = cfg.limits.ring_entries,
+		.max_workers = cfg.limits.max_workers,
+	};
+	rc = fl_shm_create(cfg.global.shm_name, &params, &cp->shm, err, errlen);
+	if (rc < 0) {
+		fl_config_free(&cfg);
+		goto fail_loop;
+	}
+	cp->have_shm = true;
+	rc = fl_publisher_init(&cp->pub, &cp->shm, err, errlen);
+	if (rc < 0) {
+		fl_config_free(&cfg);
+		goto fail_shm;
+	}
+	cp->have_pub = true;
+	fl_log(FL_LOG_INFO, "shared memory %s, generation %llu read back", cp->shm.map.path,
+	       (unsigned long long)(__atomic_load_n(&cp->shm.hdr->published, __ATOMIC_ACQUIRE) >> 1));
+	rc = fl_cp_apply(cp, &cfg, err, errlen);	/* takes cfg over */
+	if (rc < 0)
+		goto fail_pub;
+	/* a failed first publish is retried like any other: the data plane
+	 * keeps what it has meanwhile */
+	fl_cp_publish(cp, true);
+	return 0;
+fail_pub:
+	fl_publisher_fini(&cp->pub);
+	cp->have_pub = false;
+fail_shm:
+	fl_shm_detach(&cp->shm);
+	cp->have_shm = false;
+fail_loop:
+	fl_loop_fini(&cp->loop);
+	return rc;
+fail_cfg:
+	fl_config_free(&cfg);
+	return rc;
+}
+
+int fl_cp_reload(struct fl_cp *cp, char *err, size_t errlen)
+{
+	struct fl_config cfg;
+	char msg[FL_CONFIG_ERR_LEN];
+	int rc;
+
+	rc = fl_config_load(cp->config_path, &cfg, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (strcmp(cfg.global.shm_name, cp->cfg.global.shm_name) != 0 ||
+	    memcmp(&cfg.limits, &cp->cfg.limits, sizeof(cfg.limits)) != 0)
+		fl_log(FL_LOG_WARN, "reload: global.shm_name and limits take effect only at restart");
+	enum fl_log_level level = cfg.global.log_level;
+	rc = fl_cp_apply(cp, &cfg, msg, sizeof(msg));
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", cp->config_path, msg);
+		return rc;
+	}
+	fl_log_set_level(level);
+	return 0;
+}
+
+static void on_signal(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+{
+	struct fl_cp *cp = io->arg;
+	struct signalfd_siginfo si;
+	char err[FL_CONFIG_ERR_LEN];
+
+	(void)events;
+	while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			fl_log(FL_LOG_INFO, "SIGHUP: reloading %s", cp->config_path);
+			if (fl_cp_reload(cp, err, sizeof(err)) < 0)
+				fl_log(FL_LOG_ERROR, "reload failed, keeping the running config: %s", err);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			fl_log(FL_LOG_INFO, "%s: exiting; the published tables stay (fail static)",
+			       strsignal((int)si.ssi_signo));
+			fl_loop_stop(loop);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+int fl_cp_run(struct fl_cp *cp)
+{
+	sigset_t set;
+	int fd, rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fl_io_add(&cp->loop, &cp->sig_io, fd, EPOLLIN, on_signal, cp);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	rc = fl_loop_run(&cp->loop);
+	fl_io_del(&cp->loop, &cp->sig_io);
+	close(fd);
+	return rc;
+}
+
+void fl_cp_fini(struct fl_cp *cp)
+{
+	for (size_t i = 0; i < cp->n_backends; i++)
+		backend_free(cp->backends[i]);
+	free(cp->backends);
+	cp->backends = NULL;
+	cp->n_backends = 0;
+	if (cp->have_cfg)
+		fl_config_free(&cp->cfg);
+	cp->have_cfg = false;
+	fl_timer_cancel(&cp->loop, &cp->publish_timer);
+	if (cp->have_pub)
+		fl_publisher_fini(&cp->pub);
+	cp->have_pub = false;
+	if (cp->have_shm)
+		fl_shm_detach(&cp->shm);
+	cp->have_shm = false;
+	fl_loop_fini(&cp->loop);
+	fl_check_tls_fini();
+}

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Health checkers of fulcrum-cp: one checker per backend, one probe at a
+ * time, one ops table per check type (check_tcp.c, check_http.c), rise/fall
+ * hysteresis as keepalived and HAProxy do it. A checker runs on the loop of
+ * cp/loop.h and reports only state changes, through its callback.
+ *
+ * Timing: a probe starts every interval (plus or minus 5 % of jitter, so
+ * checks started together drift apart), measured from the previous probe's
+ * start; a probe not finished after timeout_ms fails with "timeout". The
+ * first probe starts after the delay given to fl_checker_start: the caller
+ * staggers its checkers (fl_checker_stagger_ms).
+ */
+#ifndef FL_HEALTH_H
+#define FL_HEALTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "config.h"
+#include "loop.h"
+
+#define FL_HC_REASON_LEN 160
+
+struct fl_checker;
+
+/* A check type. start begins one probe on c->target (non-blocking) and
+ * returns 0, or -errno with c->reason filled (the probe then fails at
+ * once). The probe ends with fl_checker_done, from the type's own fd
+ * callbacks. abort frees whatever a running probe holds; it is called on
+ * timeout and on stop, never after fl_checker_done. */
+struct fl_check_ops {
+	const char *name;
+	int (*start)(struct fl_checker *c);
+	void (*abort)(struct fl_checker *c);
+};
+
+extern const struct fl_check_ops fl_check_tcp_ops;
+extern const struct fl_check_ops fl_check_http_ops;	/* http and https */
+
+typedef void (*fl_checker_cb)(struct fl_checker *c, void *arg);
+
+struct fl_checker {
+	struct fl_hc_config hc;
+	const struct fl_check_ops *ops;
+	struct sockaddr_storage target;
+	socklen_t target_len;
+	char target_text[64];		/* "ADDR:PORT", for messages and Host */
+	struct fl_loop *loop;
+	struct fl_timer timer;		/* next probe, or the running one's deadline */
+	struct fl_io io;		/* the probe's socket; fd -1 when none */
+	void *probe;			/* the type's per-probe state */
+	uint64_t probe_start_ns;
+	bool running;			/* a probe is in flight */
+	bool started;			/* fl_checker_start called, not stopped */
+	/* state */
+	bool up;
+	uint32_t ok_run;		/* consecutive successes */
+	uint32_t fail_run;		/* consecutive failures */
+	uint64_t n_checks;
+	uint64_t n_failures;
+	uint64_t n_changes;
+	uint64_t last_change_ns;
+	char reason[FL_HC_REASON_LEN];	/* of the last probe */
+	bool last_ok;
+	/* what the callback is told */
+	fl_checker_cb cb;
+	void *cb_arg;
+};
+
+/*
+ * Prepares a checker for the address and port to probe (host order port),
+ * starting in state `up` with no run counted. hc->type must not be
+ * FL_HC_NONE. Does not start probing. 0 or -EINVAL with a message.
+ */
+int fl_checker_init(struct fl_checker *c, struct fl_loop *loop, const struct fl_hc_config *hc,
+		    const union fl_addr *addr, __u8 family, __u16 port, bool up,
+		    fl_checker_cb cb, void *cb_arg, char *err, size_t errlen);
+
+/* Schedules the first probe first_delay_ms from the loop's now. 0 or -ENOMEM. */
+int fl_checker_start(struct fl_checker *c, uint32_t first_delay_ms);
+
+/* Stops probing and frees the running probe; the state stays. */
+void fl_checker_stop(struct fl_checker *c);
+
+/* For check types: ends the running probe. ok false with c->reason set. */
+void fl_checker_done(struct fl_checker *c, bool ok);
+
+/* A first delay in [0, interval) for checker i of n: spread evenly, with
+ * up to a tenth of the spacing of random jitter (HAProxy spread_checks). */
+uint32_t fl_checker_stagger_ms(uint32_t interval_ms, uint32_t i, uint32_t n);
+
+/* "3 of fall 3" / "2 of rise 2": the run that made the last change. */
+const char *fl_checker_run_text(const struct fl_checker *c, char *buf, size_t len);
+
+/* The process-wide TLS client contexts (verify on / off), made on first use.
+ * NULL with a message when OpenSSL fails. */
+struct ssl_ctx_st *fl_check_tls_ctx(bool verify, char *err, size_t errlen);
+void fl_check_tls_fini(void);
+
+/* For check types: a non-blocking socket connecting to c->target, added to
+ * the loop for EPOLLOUT with cb. 0 or -errno with c->reason set. */
+int fl_checker_connect(struct fl_checker *c, fl_io_cb cb);
+/* For check types: after EPOLLOUT on a connecting socket, 0 when it is
+ * connected, else -errno with c->reason set ("connect refused"). */
+int fl_check_connect_result(struct fl_checker *c, uint32_t events);
+/* Closes the probe's socket; rst = reset instead of a graceful close. */
+void fl_checker_close(struct fl_checker *c, bool rst);
+
+#endif /* FL_HEALTH_H */

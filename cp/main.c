@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fulcrum-cp: the control plane daemon. Runs in the foreground, logs to
+ * stderr; SIGHUP reloads the config, SIGTERM/SIGINT exit and leave the
+ * published tables to the data plane (fail static).
+ *
+ * Exit status: 0 clean exit (or a valid config with --check-config),
+ * 1 runtime failure, 2 bad config or arguments.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "daemon.h"
+
+#define PROG "fulcrum-cp"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " -c CONFIG\n"
+		"       " PROG " --check-config CONFIG\n"
+		"\n"
+		"Runs the control plane in the foreground: health checks every backend of\n"
+		"CONFIG and publishes the tables into the shared memory of global.shm_name.\n"
+		"SIGHUP reloads CONFIG (a broken file is logged and the running config\n"
+		"stays); SIGTERM or SIGINT exit, leaving the tables to the data plane.\n"
+		"\n"
+		"  -c, --config CONFIG    the config file\n"
+		"  --check-config CONFIG  validate CONFIG and exit: 0 valid, 2 not\n"
+		"  -h, --help             this text\n"
+		"\n"
+		"Exit status: 0 clean exit, 1 runtime failure, 2 bad config or arguments.\n");
+}
+
+static int check_config(const char *path)
+{
+	struct fl_config cfg;
+	char err[FL_CONFIG_ERR_LEN];
+
+	if (fl_config_load(path, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	printf("%s: valid: %u VIPs\n", path, cfg.n_vips);
+	fl_config_free(&cfg);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", required_argument, NULL, 'C' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct fl_cp cp;
+	const char *config = NULL;
+	char err[FL_CONFIG_ERR_LEN];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'C':
+			return check_config(optarg);
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!config || optind != argc) {
+		fprintf(stderr, PROG ": %s\n", config ? "unexpected argument" : "no config given (-c CONFIG)");
+		usage(stderr);
+		return 2;
+	}
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	rc = fl_cp_init(&cp, config, err, sizeof(err));
+	if (rc < 0) {
+		fl_log(FL_LOG_ERROR, "cannot start: %s", err);
+		return rc == -EINVAL ? 2 : 1;
+	}
+	fl_log(FL_LOG_INFO, "running with %s: %zu backends", config, cp.n_backends);
+	rc = fl_cp_run(&cp);
+	if (rc < 0)
+		fl_log(FL_LOG_ERROR, "event loop: %s", strerror(-rc));
+	fl_cp_fini(&cp);
+	return rc < 0 ? 1 : 0;
+}
