@@ -98,7 +98,101 @@ static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
 	}
 }
 
-int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, char *err, size_t errlen)
+/* A map id list of a loaded program; free() it. NULL on error (errno). */
+static __u32 *prog_map_ids(int prog_fd, __u32 *n)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info), *ids;
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0)
+		return NULL;
+	*n = info.nr_map_ids;
+	ids = calloc(*n ? *n : 1, sizeof(*ids));
+	if (!ids || *n == 0)
+		return ids;
+	memset(&info, 0, sizeof(info));
+	info.nr_map_ids = *n;
+	info.map_ids = (__u64)(unsigned long)ids;
+	len = sizeof(info);
+	if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) != 0) {
+		free(ids);
+		return NULL;
+	}
+	*n = info.nr_map_ids < *n ? info.nr_map_ids : *n;
+	return ids;
+}
+
+/* An fd of prog_fd's map called name, or -1. */
+static int adopted_map_fd(int prog_fd, const char *name)
+{
+	__u32 n = 0, *ids = prog_map_ids(prog_fd, &n);
+	int found = -1;
+
+	for (__u32 i = 0; ids && i < n && found < 0; i++) {
+		struct bpf_map_info mi;
+		__u32 len = sizeof(mi);
+		int fd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (fd < 0)
+			continue;
+		memset(&mi, 0, sizeof(mi));
+		/* the kernel keeps BPF_OBJ_NAME_LEN - 1 characters of a name */
+		if (bpf_obj_get_info_by_fd(fd, &mi, &len) == 0 &&
+		    strncmp(mi.name, name, BPF_OBJ_NAME_LEN - 1) == 0)
+			found = fd;
+		else
+			close(fd);
+	}
+	free(ids);
+	return found;
+}
+
+/* Before load: every map a restart keeps gets its pin path, and the fd of
+ * the adopted program's map where no pin exists (see fl_xdp_open_pinned). */
+static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err, size_t errlen)
+{
+	struct balancer_bpf *s = x->skel;
+	struct bpf_map *m;
+	char path[4096];
+	int fd, rc;
+
+	bpf_object__for_each_map(m, s->obj) {
+		__u32 want = bpf_map__max_entries(m);
+
+		if (m == s->maps.rodata || m == s->maps.scratch)
+			continue;
+		if (keep->pin_dir) {
+			snprintf(path, sizeof(path), "%s/%s", keep->pin_dir, bpf_map__name(m));
+			rc = bpf_map__set_pin_path(m, path);
+			if (rc)
+				return fail(err, errlen, rc, "xdp: pin path %s: %s", path, strerror(-rc));
+			if (access(path, F_OK) == 0) {
+				x->maps_pinned++;
+				continue;
+			}
+		}
+		fd = keep->adopt_prog_fd >= 0 ? adopted_map_fd(keep->adopt_prog_fd, bpf_map__name(m)) : -1;
+		if (fd < 0) {
+			x->maps_created++;
+			continue;
+		}
+		rc = bpf_map__reuse_fd(m, fd);	/* dups fd, takes the map's sizes */
+		close(fd);
+		if (rc)
+			return fail(err, errlen, rc, "xdp: adopt map %s: %s", bpf_map__name(m),
+				    strerror(-rc));
+		if (bpf_map__max_entries(m) != want)
+			return fail(err, errlen, -EINVAL, "xdp: the running program's map %s has %u "
+				    "entries, the config wants %u: detach it to change sizes",
+				    bpf_map__name(m), bpf_map__max_entries(m), want);
+		x->maps_adopted++;
+	}
+	return 0;
+}
+
+static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struct fl_xdp_keep *keep,
+		     char *err, size_t errlen)
 {
 	struct balancer_bpf *s;
 	__u32 chunks;
@@ -122,11 +216,19 @@ int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, char *err, 
 	set_rodata(s, k);
 	s->rodata->cfg_max_vips = x->max_vips;
 	s->rodata->cfg_max_backends = x->max_backends;
+	if (keep && (rc = keep_maps(x, keep, err, errlen)) != 0)
+		goto cleanup;
 
 	rc = balancer_bpf__load(s);
 	if (rc) {
 		rc = rc < 0 ? rc : -EINVAL;
-		fail(err, errlen, rc, "xdp: load balancer (verifier log above): %s", strerror(-rc));
+		if (keep && keep->pin_dir && x->maps_pinned)
+			fail(err, errlen, rc, "xdp: load balancer with the maps pinned in %s: %s "
+			     "(sizes changed? libbpf's message above; removing the directory "
+			     "starts afresh and loses conntrack)", keep->pin_dir, strerror(-rc));
+		else
+			fail(err, errlen, rc, "xdp: load balancer (verifier log above): %s",
+			     strerror(-rc));
 		goto cleanup;
 	}
 
@@ -143,11 +245,24 @@ int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, char *err, 
 		rc = fail(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
 		goto cleanup;
 	}
+	/* kept tables: the next publish is the next generation */
+	x->generation = __atomic_load_n(&x->ctl->generation, __ATOMIC_RELAXED);
 	return 0;
 
 cleanup:
 	fl_xdp_close(x);
 	return rc;
+}
+
+int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, char *err, size_t errlen)
+{
+	return open_load(x, k, NULL, err, errlen);
+}
+
+int fl_xdp_open_pinned(struct fl_xdp *x, const struct fl_xdp_knobs *k,
+		       const struct fl_xdp_keep *keep, char *err, size_t errlen)
+{
+	return open_load(x, k, keep, err, errlen);
 }
 
 /* Waits until no XDP run that may have read the old `ctl` is still going:

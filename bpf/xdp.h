@@ -139,6 +139,21 @@ struct fl_xdp {
 	__u64 generation;		/* of the last publish */
 	int ifindex;			/* attached to; 0 = none */
 	__u32 attach_flags;
+	/* how fl_xdp_open_pinned found the kept maps (conntrack, tables,
+	 * counters): reused from pins, adopted from a running program, or new */
+	__u32 maps_pinned;
+	__u32 maps_adopted;
+	__u32 maps_created;
+};
+
+/* Where fl_xdp_open_pinned finds the maps a restart must keep. */
+struct fl_xdp_keep {
+	const char *pin_dir;		/* an existing directory on a bpffs; the
+					 * kept maps are pinned there by name and
+					 * reused from there; NULL = no pinning */
+	int adopt_prog_fd;		/* a loaded balancer (e.g. the one attached
+					 * to the interface) whose maps are taken
+					 * where no pin exists; -1 = none */
 };
 
 /*
@@ -148,6 +163,18 @@ struct fl_xdp {
  * on error *x is left closed.
  */
 int fl_xdp_open_load(struct fl_xdp *x, const struct fl_xdp_knobs *knobs, char *err, size_t errlen);
+
+/*
+ * fl_xdp_open_load, keeping the state of an earlier instance: every map but
+ * the read-only knobs and the scratch space (conntrack, both table slots,
+ * ctl, counters) is taken from its pin in keep->pin_dir when there, else
+ * from keep->adopt_prog_fd's map of the same name, else created; then it is
+ * pinned there. The maps must have the same sizes (knobs max_* and
+ * ct_capacity): a mismatch fails with -EINVAL naming the map. Counts in
+ * x->maps_*. x->generation continues from the kept ctl.
+ */
+int fl_xdp_open_pinned(struct fl_xdp *x, const struct fl_xdp_knobs *knobs,
+		       const struct fl_xdp_keep *keep, char *err, size_t errlen);
 
 /*
  * Copies the tables of one published shared-memory slot (VIPs in use,

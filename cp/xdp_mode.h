@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * fulcrum-cp's XDP data plane (dataplane.mode = "xdp"): loads the balancer
+ * of bpf/ with the config's knobs, attaches it to every
+ * dataplane.xdp.interfaces (natively; generic only when xdp.generic says
+ * so), and after every shared-memory publish copies the newly active slot
+ * into its maps (fl_xdp_publish: two slots, atomic switch). In dpdk mode
+ * every function here does nothing.
+ *
+ * Next hop. The program has no bpf_fib_lookup yet: a tunnelled packet goes
+ * to dataplane.next_hop.mac, and without one it is dropped
+ * (drop_no_next_hop). So xdp mode refuses to start with a tunnel VIP (ipip,
+ * ip6ip6, gue) and no next_hop.mac, or with next_hop.address (no neighbour
+ * resolution here yet). L2 DSR needs no next hop.
+ *
+ * Restart keeps state. Every map but the knobs (conntrack, both table
+ * slots, ctl, counters) is pinned in PIN_ROOT/fulcrum/<shm name with '/'
+ * as '_'>/, PIN_ROOT = $FULCRUM_BPFFS or /sys/fs/bpf. When PIN_ROOT is
+ * not a bpffs, fulcrum-cp mounts one there and says so. A start reuses the
+ * pins; where there is none it adopts the maps of the balancer already
+ * attached to the first interface (the attached program holds its maps:
+ * this works even when the pins are gone). Then, per interface: a balancer
+ * attached with the same tag, the same knobs and the same maps is kept
+ * as it is; another balancer is replaced atomically (XDP_FLAGS_REPLACE);
+ * a foreign program is never replaced. So a restart moves no flow and
+ * drops no packet.
+ *
+ * `ip netns exec` gives each command a private mount namespace with a
+ * fresh /sys: a bpffs mounted there by fulcrum-cp dies with the process,
+ * and only adoption carries the state over. To keep the pins too, mount a
+ * bpffs in the host's mount namespace (mount -t bpf bpf DIR, DIR outside
+ * /sys, which the namespace sees) and set FULCRUM_BPFFS=DIR.
+ *
+ * Exit: with xdp.detach_on_exit the program is detached; otherwise it stays
+ * attached and forwards on the last tables (fail static). Pins stay either way.
+ */
+#ifndef FL_CP_XDP_MODE_H
+#define FL_CP_XDP_MODE_H
+
+#include <stddef.h>
+#include "config.h"
+
+struct fl_cp;
+
+/* In xdp mode: checks the next hop, prepares the pin directory, loads the
+ * program with cfg's knobs, keeping pinned or attached maps. Attaches
+ * nothing yet. Sets cp->xdp. 0, or -errno with a message. */
+int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, size_t errlen);
+
+/* After the first publish: attaches to (or keeps the program on) every
+ * interface. 0, or -errno with a message. */
+int fl_cp_xdp_attach(struct fl_cp *cp, char *err, size_t errlen);
+
+/* After a successful shared-memory publish: the maps take the newly
+ * active slot. 0, or -errno with a message (nothing switched). */
+int fl_cp_xdp_publish(struct fl_cp *cp, char *err, size_t errlen);
+
+/* Detaches only with xdp.detach_on_exit; frees cp->xdp. */
+void fl_cp_xdp_fini(struct fl_cp *cp);
+
+#endif /* FL_CP_XDP_MODE_H */
