@@ -43,9 +43,10 @@ def config(d, total):
     path = os.path.join(d, "bench.conf")
     with open(path, "w") as f:
         f.write(f"""
-global: {{ shm_name = "{d}/shm"; log_level = "warn"; }};
+global: {{ shm_name = "{d}/shm"; control_socket = "{d}/ctl.sock"; log_level = "warn"; }};
 limits: {{ max_vips = 64; max_backends = {total + 1024}; ring_entries = {10007 * vips + 1}; max_workers = 2; }};
-dataplane: {{ mode = "xdp"; xdp: {{ interfaces = [ "lo" ]; }}; tunnel_source_v4 = "10.0.0.2"; }};
+dataplane: {{ mode = "dpdk"; dpdk: {{ ports = ( {{ device = "net_null0"; }} ); workers = [ 1 ]; }};
+              next_hop: {{ mac = "02:00:00:00:00:fe"; }}; tunnel_source_v4 = "10.0.0.2"; }};
 healthcheck: {{ type = "tcp"; interval_ms = 1000; timeout_ms = 500; rise = 2; fall = 3; port = {PORT}; }};
 vips = ( {", ".join(groups)} );
 """)

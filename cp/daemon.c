@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "daemon.h"
+#include "xdp_mode.h"
 
 #define NS_PER_MS 1000000ull
 
@@ -373,6 +374,8 @@ int fl_cp_publish(struct fl_cp *cp, bool force)
 	rc = fl_publisher_set(&cp->pub, &cp->cfg, st, n, err, sizeof(err));
 	if (rc == 0)
 		rc = fl_publisher_publish(&cp->pub, FL_CP_PUBLISH_TIMEOUT_MS, &res, err, sizeof(err));
+	if (rc == 0)	/* xdp mode: the maps follow the newly active slot */
+		rc = fl_cp_xdp_publish(cp, err, sizeof(err));
 	free(st);
 out:
 	cp->last_publish_ns = fl_mono_ns();
@@ -478,14 +481,25 @@ int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errl
 	cp->have_pub = true;
 	fl_log(FL_LOG_INFO, "shared memory %s, generation %llu read back", cp->shm.map.path,
 	       (unsigned long long)(__atomic_load_n(&cp->shm.hdr->published, __ATOMIC_ACQUIRE) >> 1));
+	rc = fl_cp_xdp_init(cp, &cfg, err, errlen);
+	if (rc < 0) {
+		fl_config_free(&cfg);
+		goto fail_pub;
+	}
 	rc = fl_cp_apply(cp, &cfg, err, errlen);	/* takes cfg over */
 	if (rc < 0)
 		goto fail_pub;
 	/* a failed first publish is retried like any other: the data plane
 	 * keeps what it has meanwhile */
 	fl_cp_publish(cp, true);
+	rc = fl_cp_xdp_attach(cp, err, errlen);	/* after the tables are in */
+	if (rc < 0) {
+		fl_cp_fini(cp);
+		return rc;
+	}
 	return 0;
 fail_pub:
+	fl_cp_xdp_fini(cp);
 	fl_publisher_fini(&cp->pub);
 	cp->have_pub = false;
 fail_shm:
@@ -584,6 +598,7 @@ void fl_cp_fini(struct fl_cp *cp)
 		fl_config_free(&cp->cfg);
 	cp->have_cfg = false;
 	fl_timer_cancel(&cp->loop, &cp->publish_timer);
+	fl_cp_xdp_fini(cp);
 	if (cp->have_pub)
 		fl_publisher_fini(&cp->pub);
 	cp->have_pub = false;

@@ -53,6 +53,8 @@ struct fl_cp_backend {
 	char name[FL_ADDR_STRLEN * 2 + 32];	/* "10.1.0.2:80 of 10.0.0.100:80/tcp" */
 };
 
+struct fl_cp_xdp;
+
 struct fl_cp {
 	char config_path[4096];
 	struct fl_config cfg;
@@ -62,6 +64,7 @@ struct fl_cp {
 	bool have_shm;
 	struct fl_publisher pub;
 	bool have_pub;
+	struct fl_cp_xdp *xdp;			/* xdp mode (cp/xdp_mode.h), else NULL */
 	struct fl_cp_backend **backends;	/* sorted by identity */
 	size_t n_backends;
 	/* publishing */

@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "ctl.h"
 #include "daemon.h"
+#include "metrics.h"
 
 #define PROG "fulcrum-cp"
 
@@ -28,6 +30,8 @@ static void usage(FILE *f)
 		"CONFIG and publishes the tables into the shared memory of global.shm_name.\n"
 		"SIGHUP reloads CONFIG (a broken file is logged and the running config\n"
 		"stays); SIGTERM or SIGINT exit, leaving the tables to the data plane.\n"
+		"Serves global.control_socket (fulcrumctl) and, when global.metrics_listen\n"
+		"is set, Prometheus metrics on http://ADDR:PORT/metrics.\n"
 		"\n"
 		"  -c, --config CONFIG    the config file\n"
 		"  --check-config CONFIG  validate CONFIG and exit: 0 valid, 2 not\n"
@@ -59,6 +63,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct fl_cp cp;
+	struct fl_ctl *ctl = NULL;
+	struct fl_metrics *metrics = NULL;
 	const char *config = NULL;
 	char err[FL_CONFIG_ERR_LEN];
 	int c, rc;
@@ -89,10 +95,25 @@ int main(int argc, char **argv)
 		fl_log(FL_LOG_ERROR, "cannot start: %s", err);
 		return rc == -EINVAL ? 2 : 1;
 	}
-	fl_log(FL_LOG_INFO, "running with %s: %zu backends", config, cp.n_backends);
+	/* the socket and metrics listeners stay as they started: a reload
+	 * changing their settings takes effect at restart */
+	rc = fl_ctl_open(&cp, cp.cfg.global.control_socket, cp.cfg.global.control_socket_mode,
+			 &ctl, err, sizeof(err));
+	if (rc == 0 && cp.cfg.global.metrics_listen[0])
+		rc = fl_metrics_open(&cp, cp.cfg.global.metrics_listen, &metrics, err, sizeof(err));
+	if (rc < 0) {
+		fl_log(FL_LOG_ERROR, "cannot start: %s", err);
+		fl_ctl_close(ctl);
+		fl_cp_fini(&cp);
+		return 1;
+	}
+	fl_log(FL_LOG_INFO, "running with %s: %zu backends, control socket %s", config, cp.n_backends,
+	       cp.cfg.global.control_socket);
 	rc = fl_cp_run(&cp);
 	if (rc < 0)
 		fl_log(FL_LOG_ERROR, "event loop: %s", strerror(-rc));
+	fl_metrics_close(metrics);
+	fl_ctl_close(ctl);
 	fl_cp_fini(&cp);
 	return rc < 0 ? 1 : 0;
 }

@@ -22,7 +22,7 @@ FL_BUILD_DIR=${FL_BUILD_DIR:?}
 blind=${FL_BLIND_BPF:?}
 decap=${FL_DECAP:-$FL_BUILD_DIR/bpf/fulcrum-decap}
 FL_TEST=netns_ipip
-. "$(dirname "$0")/netns_lib.sh"
+. "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 [ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
 

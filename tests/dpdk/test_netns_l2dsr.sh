@@ -11,7 +11,7 @@ set -euo pipefail
 FL_BUILD_DIR=${FL_BUILD_DIR:?}
 blind=${FL_BLIND_BPF:?}
 FL_TEST=netns_l2dsr
-. "$(dirname "$0")/netns_lib.sh"
+. "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 
 fl_setup

@@ -51,9 +51,11 @@ stop_server() { kill "${SRV[$1]}"; wait "${SRV[$1]}" 2>/dev/null; unset "SRV[$1]
 write_config() {	# FILE BACKEND...
 	local f=$1; shift
 	{
-		echo "global: { shm_name = \"$T/shm\"; log_level = \"info\"; };"
+		echo "global: { shm_name = \"$T/shm\"; control_socket = \"$T/ctl.sock\"; log_level = \"info\"; };"
 		echo "limits: { max_vips = 4; max_backends = 64; ring_entries = 8192; max_workers = 2; };"
-		echo "dataplane: { mode = \"xdp\"; xdp: { interfaces = [ \"lo\" ]; }; tunnel_source_v4 = \"10.0.0.2\"; };"
+		# dpdk mode: fulcrum-cp only publishes (xdp mode would load and attach the program)
+		echo "dataplane: { mode = \"dpdk\"; dpdk: { eal_args = [ \"--no-huge\" ]; ports = ( { name = \"p0\"; device = \"net_null0\"; } ); workers = [ 1 ]; };"
+		echo "  next_hop: { mac = \"02:00:00:00:00:01\"; }; tunnel_source_v4 = \"10.0.0.2\"; };"
 		echo "healthcheck: { type = \"http\"; interval_ms = $INTERVAL_MS; timeout_ms = 300;"
 		echo "  rise = $RISE; fall = $FALL; port = $PORT; http_path = \"/\"; expect_status = [ 200 ]; };"
 		echo "vips = ( { address = \"10.0.0.100\"; port = 80; protocol = \"tcp\"; method = \"ipip\";"

@@ -1,13 +1,16 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Sourced by the namespace tests (test_netns_*.sh): network namespaces with
-# a trap that takes them down, veths joined to bridges, the kernel-blind tc
-# program, fulcrum-dp and fulcrum-tables on a config, HTTP servers. Every
-# name carries the caller's pid, every address lives inside namespaces made
-# here, every wait is bounded, and cleanup kills only what was started here.
+# Sourced by the namespace tests (tests/dpdk/test_netns_*.sh) and by
+# scripts/lab: network namespaces with a trap that takes them down, veths
+# joined to bridges, the kernel-blind tc program, fulcrum-dp and
+# fulcrum-tables on a config, HTTP servers. Every name carries the caller's
+# pid (or FL_NS_PREFIX), every address lives inside namespaces made here,
+# every wait is bounded, and cleanup kills only what was started here.
 #
-# The caller sets `set -euo pipefail` and FL_TEST (its name, for messages),
-# then calls fl_setup before anything else.
+# The tests set `set -euo pipefail` and FL_TEST (its name, for messages),
+# then call fl_setup before anything else. scripts/lab uses only the
+# topology helpers (fl_ns with FL_NS_PREFIX, fl_bridge, fl_join,
+# fl_offloads_off, fl_blind, fl_mac) and keeps its own state on disk.
 
 fl_dir='' fl_dp_pid='' fl_http_log='' fl_pids=() fl_nss=()
 
@@ -36,12 +39,12 @@ fl_setup() {
 	trap fl_cleanup EXIT
 }
 
-# fl_ns NAME...: makes namespace fl<pid>-NAME for each NAME and sets the
-# variable ns_NAME to it, loopback up.
+# fl_ns NAME...: makes namespace fl<pid>-NAME (FL_NS_PREFIX-NAME when set)
+# for each NAME and sets the variable ns_NAME to it, loopback up.
 fl_ns() {
 	local n ns
 	for n in "$@"; do
-		ns=fl$$-$n
+		ns=${FL_NS_PREFIX:-fl$$}-$n
 		ip netns add "$ns"
 		fl_nss+=("$ns")
 		ip -n "$ns" link set lo up
