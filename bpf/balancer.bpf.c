@@ -912,7 +912,10 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		rec->last_seen_ns = r->now;
 		r->ctr->ct_hits++;
 		be = backend_at(r, rec->backend_id);
-		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch)) {
+		/* a bare SYN on a closed flow's record is a new connection on a
+		 * reused 5-tuple: chosen anew (dp: fl_ct_reopens) */
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
+		    !(rec->state == FL_XDP_CT_CLOSING && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
 			ct_track(rec, p->tcp_flags);
 			return forward(ctx, r, v, p, be, rec->backend_id);
 		}
@@ -926,7 +929,8 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		return XDP_DROP;
 	}
 	if (rec) {
-		/* its backend is down, removed or reused: move the flow */
+		/* its backend is down, removed or reused, or a new
+		 * connection reuses the 5-tuple: choose again */
 		rec->backend_id = id;
 		rec->epoch = be->epoch;
 		r->ctr->ct_reselected++;

@@ -293,10 +293,20 @@ static inline enum fl_ct_state fl_ct_initial_state(__u8 proto, __u8 tcp_flags)
 }
 
 /*
+ * A bare SYN on a record that saw FIN or RST: the client reuses the 5-tuple
+ * for a new connection. The caller chooses its backend anew, as for any new
+ * connection, so that a stale record never puts one on a draining backend.
+ */
+static inline int fl_ct_reopens(const struct fl_ct_rec *r, __u8 tcp_flags)
+{
+	return r->state == FL_CT_CLOSING && (tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN;
+}
+
+/*
  * Advance a found record's state with the packet's TCP flags: FIN or RST
  * make it closing (short timeout), an ACK without SYN makes a SYN record
- * established, and a bare SYN on a closing record is the client reusing the
- * ports for a new connection, which keeps the backend but starts over.
+ * established, and a bare SYN on a closing record (fl_ct_reopens) starts
+ * over as a SYN record.
  */
 static inline void fl_ct_track(struct fl_ct_rec *r, __u8 tcp_flags)
 {

@@ -232,7 +232,8 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 
 	if (likely(rec != NULL)) {
 		be = backend_at(s, rec->backend_id);
-		if (likely(be && be->vip_id == vip_id && fl_backend_keeps_flows(be, rec->epoch))) {
+		if (likely(be && be->vip_id == vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
+			   !fl_ct_reopens(rec, p->tcp_flags))) {
 			fl_ct_track(rec, p->tcp_flags);
 			forward(w, b, v, be, rec->backend_id, now);
 			return;
@@ -245,7 +246,8 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 	}
 	be = &s->t->backends[id];
 	if (rec) {
-		/* Its backend is down, removed or reused: move the flow. */
+		/* Its backend is down, removed or reused, or the 5-tuple opens a
+		 * new connection: choose again. */
 		fl_ct_rebind(&w->ct, rec, id, be->epoch);
 		fl_ct_track(rec, p->tcp_flags);
 	} else if (likely(fl_ct_admit(&w->ct, now))) {
