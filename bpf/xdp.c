@@ -5,7 +5,6 @@
  * the inactive map slot and switches to it (libbpf-bootstrap's shape).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "err.h"
 #include "xdp.h"
 #include "balancer.skel.h"
 
@@ -34,21 +34,6 @@ static const __u32 default_timeout_s[FL_XDP_CT_STATES] = {
 	[FL_XDP_CT_CLOSING] = 10,
 	[FL_XDP_CT_UDP] = 30,
 };
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 static size_t page_round(size_t n)
 {
@@ -166,7 +151,7 @@ static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err
 			snprintf(path, sizeof(path), "%s/%s", keep->pin_dir, bpf_map__name(m));
 			rc = bpf_map__set_pin_path(m, path);
 			if (rc)
-				return fail(err, errlen, rc, "xdp: pin path %s: %s", path, strerror(-rc));
+				return fl_err(err, errlen, rc, "xdp: pin path %s: %s", path, strerror(-rc));
 			if (access(path, F_OK) == 0) {
 				x->maps_pinned++;
 				continue;
@@ -180,10 +165,10 @@ static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err
 		rc = bpf_map__reuse_fd(m, fd);	/* dups fd, takes the map's sizes */
 		close(fd);
 		if (rc)
-			return fail(err, errlen, rc, "xdp: adopt map %s: %s", bpf_map__name(m),
+			return fl_err(err, errlen, rc, "xdp: adopt map %s: %s", bpf_map__name(m),
 				    strerror(-rc));
 		if (bpf_map__max_entries(m) != want)
-			return fail(err, errlen, -EINVAL, "xdp: the running program's map %s has %u "
+			return fl_err(err, errlen, -EINVAL, "xdp: the running program's map %s has %u "
 				    "entries, the config wants %u: detach it to change sizes",
 				    bpf_map__name(m), bpf_map__max_entries(m), want);
 		x->maps_adopted++;
@@ -200,7 +185,7 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 
 	memset(x, 0, sizeof(*x));
 	if (!k || k->mtu < 68)
-		return fail(err, errlen, -EINVAL, "xdp: no knobs or mtu below 68");
+		return fl_err(err, errlen, -EINVAL, "xdp: no knobs or mtu below 68");
 	x->max_vips = k->max_vips ? k->max_vips : FL_XDP_DEFAULT_MAX_VIPS;
 	x->max_backends = k->max_backends ? k->max_backends : FL_XDP_DEFAULT_MAX_BACKENDS;
 	x->ring_entries = k->ring_entries ? k->ring_entries : FL_XDP_DEFAULT_RING_ENTRIES;
@@ -209,7 +194,7 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 
 	s = balancer_bpf__open();
 	if (!s)
-		return fail(err, errlen, -errno, "xdp: open balancer: %s", strerror(errno));
+		return fl_err(err, errlen, -errno, "xdp: open balancer: %s", strerror(errno));
 	x->skel = s;
 	set_sizes(s, x->max_vips, x->max_backends, chunks,
 		  k->ct_capacity ? k->ct_capacity : FL_XDP_DEFAULT_CT_CAPACITY);
@@ -223,11 +208,11 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 	if (rc) {
 		rc = rc < 0 ? rc : -EINVAL;
 		if (keep && keep->pin_dir && x->maps_pinned)
-			fail(err, errlen, rc, "xdp: load balancer with the maps pinned in %s: %s "
+			fl_err(err, errlen, rc, "xdp: load balancer with the maps pinned in %s: %s "
 			     "(sizes changed? libbpf's message above; removing the directory "
 			     "starts afresh and loses conntrack)", keep->pin_dir, strerror(-rc));
 		else
-			fail(err, errlen, rc, "xdp: load balancer (verifier log above): %s",
+			fl_err(err, errlen, rc, "xdp: load balancer (verifier log above): %s",
 			     strerror(-rc));
 		goto cleanup;
 	}
@@ -242,7 +227,7 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 	x->ctl = map_mem(s->maps.ctl, x->ctl_len);
 	if (!x->ring_mem[0] || !x->ring_mem[1] || !x->backend_mem[0] || !x->backend_mem[1] ||
 	    !x->ctl) {
-		rc = fail(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
+		rc = fl_err(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
 		goto cleanup;
 	}
 	/* kept tables: the next publish is the next generation */
@@ -321,7 +306,7 @@ static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __
 
 	if ((rc = hash_clear(vfd, sizeof(struct fl_xdp_vip_key))) != 0 ||
 	    (rc = hash_clear(afd, sizeof(struct fl_xdp_addr_key))) != 0)
-		return fail(err, errlen, rc, "xdp: clear VIPs of slot %u: %s", slot, strerror(-rc));
+		return fl_err(err, errlen, rc, "xdp: clear VIPs of slot %u: %s", slot, strerror(-rc));
 	for (__u32 i = 0; i < nvips; i++) {
 		const struct fl_vip *v = &t->vips[i];
 		struct fl_xdp_vip_key vk;
@@ -343,9 +328,9 @@ static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __
 		ak.family = v->family;
 		/* the lowest id of an address wins, as dp's fragment scan */
 		if (bpf_map_update_elem(vfd, &vk, &vv, BPF_NOEXIST) != 0 && errno != EEXIST)
-			return fail(err, errlen, -errno, "xdp: VIP %u: %s", i, strerror(errno));
+			return fl_err(err, errlen, -errno, "xdp: VIP %u: %s", i, strerror(errno));
 		if (bpf_map_update_elem(afd, &ak, &i, BPF_NOEXIST) != 0 && errno != EEXIST)
-			return fail(err, errlen, -errno, "xdp: VIP %u address: %s", i,
+			return fl_err(err, errlen, -errno, "xdp: VIP %u address: %s", i,
 				    strerror(errno));
 	}
 	return 0;
@@ -358,12 +343,12 @@ int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_
 	int rc;
 
 	if (!x || !x->skel || !t || !t->hdr)
-		return fail(err, errlen, -EINVAL, "xdp: not loaded or no tables");
+		return fl_err(err, errlen, -EINVAL, "xdp: not loaded or no tables");
 	nvips = t->hdr->vip_count < t->max_vips ? t->hdr->vip_count : t->max_vips;
 	nb = t->hdr->backend_count < t->max_backends ? t->hdr->backend_count : t->max_backends;
 	nring = ring_used(t, nvips);
 	if (nvips > x->max_vips || nb > x->max_backends || nring > x->ring_entries)
-		return fail(err, errlen, -E2BIG,
+		return fl_err(err, errlen, -E2BIG,
 			    "xdp: tables (%u VIPs, %u backends, %u ring entries) exceed the maps "
 			    "(%u, %u, %u)", nvips, nb, nring, x->max_vips, x->max_backends,
 			    x->ring_entries);
@@ -386,7 +371,7 @@ int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_
 	meta.ring_entries = nring;
 	meta.vip_count = nvips;
 	if (bpf_map_update_elem(bpf_map__fd(x->skel->maps.slot_meta), &slot, &meta, BPF_ANY) != 0)
-		return fail(err, errlen, -errno, "xdp: slot header: %s", strerror(errno));
+		return fl_err(err, errlen, -errno, "xdp: slot header: %s", strerror(errno));
 
 	/* release: the slot's maps, written above (stores to the mmapped
 	 * arrays, and syscalls), are complete before a packet can read the
@@ -405,12 +390,12 @@ int fl_xdp_attach(struct fl_xdp *x, int ifindex, bool generic, char *err, size_t
 	int rc;
 
 	if (!x || !x->skel)
-		return fail(err, errlen, -EINVAL, "xdp: not loaded");
+		return fl_err(err, errlen, -EINVAL, "xdp: not loaded");
 	if (x->ifindex)
-		return fail(err, errlen, -EBUSY, "xdp: already attached to ifindex %d", x->ifindex);
+		return fl_err(err, errlen, -EBUSY, "xdp: already attached to ifindex %d", x->ifindex);
 	rc = bpf_xdp_attach(ifindex, bpf_program__fd(x->skel->progs.balancer), flags, NULL);
 	if (rc)
-		return fail(err, errlen, rc, "xdp: attach to ifindex %d (%s mode): %s", ifindex,
+		return fl_err(err, errlen, rc, "xdp: attach to ifindex %d (%s mode): %s", ifindex,
 			    generic ? "generic" : "native", strerror(-rc));
 	x->ifindex = ifindex;
 	x->attach_flags = flags;

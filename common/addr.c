@@ -2,6 +2,7 @@
 /* Text forms of addresses and MACs (addr.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 
@@ -69,5 +70,52 @@ const char *fl_mac_format(const __u8 mac[6], char *buf, size_t len)
 {
 	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x",
 		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	return buf;
+}
+
+int fl_endpoint_parse(const char *text, union fl_addr *addr, __u8 *family, __u16 *port)
+{
+	char buf[FL_ADDR_STRLEN + 16];
+	const char *port_text = NULL;
+	char *end;
+
+	if (strlen(text) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, text);
+	if (buf[0] == '[') {
+		char *close = strchr(buf, ']');
+		if (!close || (close[1] != '\0' && close[1] != ':'))
+			return -EINVAL;
+		*close = '\0';
+		port_text = close[1] ? close + 2 : NULL;
+		memmove(buf, buf + 1, strlen(buf + 1) + 1);
+	} else {
+		char *colon = strchr(buf, ':');
+		/* one colon: IPv4 with a port; more: a bare IPv6 address */
+		if (colon && !strchr(colon + 1, ':')) {
+			*colon = '\0';
+			port_text = colon + 1;
+		}
+	}
+	*port = 0;
+	if (port_text) {
+		unsigned long p;
+		errno = 0;
+		p = strtoul(port_text, &end, 10);
+		if (errno || end == port_text || *end || p < 1 || p > 65535)
+			return -EINVAL;
+		*port = (__u16)p;
+	}
+	memset(addr, 0, sizeof(*addr));
+	return fl_addr_parse(buf, addr, family);
+}
+
+const char *fl_endpoint_format(const union fl_addr *addr, __u8 family, unsigned port,
+			       char *buf, size_t len)
+{
+	char t[FL_ADDR_STRLEN];
+
+	fl_addr_format(addr, family, t, sizeof(t));
+	snprintf(buf, len, family == FL_AF_INET6 ? "[%s]:%u" : "%s:%u", t, port);
 	return buf;
 }

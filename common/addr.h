@@ -18,6 +18,14 @@ int fl_addr_parse(const char *text, union fl_addr *addr, __u8 *family);
 /* Formats an address of the given family into buf (FL_ADDR_STRLEN bytes). */
 const char *fl_addr_format(const union fl_addr *addr, __u8 family, char *buf, size_t len);
 
+/* Parses "ADDR", "ADDR:PORT", "[V6ADDR]:PORT" or a bare IPv6 address; a
+ * port, when given, is 1..65535, else *port is 0. 0 or -EINVAL. */
+int fl_endpoint_parse(const char *text, union fl_addr *addr, __u8 *family, __u16 *port);
+
+/* "ADDR:PORT", or "[V6ADDR]:PORT", into buf. */
+const char *fl_endpoint_format(const union fl_addr *addr, __u8 family, unsigned port,
+			       char *buf, size_t len);
+
 /* Parses "aa:bb:cc:dd:ee:ff". 0 or -EINVAL. */
 int fl_mac_parse(const char *text, __u8 mac[6]);
 

@@ -187,10 +187,7 @@ static int cmp_weight_key(const void *a, const void *b)
 
 static void format_key(const struct fl_backend_key *key, char *buf, size_t len)
 {
-	char addr[FL_ADDR_STRLEN];
-
-	fl_addr_format(&key->addr, key->family, addr, sizeof(addr));
-	snprintf(buf, len, key->family == FL_AF_INET6 ? "[%s]:%u" : "%s:%u", addr, ntohs(key->port));
+	fl_endpoint_format(&key->addr, key->family, ntohs(key->port), buf, len);
 }
 
 /* A key in canonical form: a known family, zero padding, and for IPv4 zero

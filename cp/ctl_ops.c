@@ -85,56 +85,11 @@ static int get_bool(struct json_object *req, const char *key, bool *out, char *e
 	return 0;
 }
 
-/* "ADDR", "ADDR:PORT", "[V6]:PORT" or a bare V6; port 0 when absent. */
-static int parse_endpoint(const char *text, union fl_addr *addr, __u8 *family, __u16 *port)
-{
-	char buf[FL_ADDR_STRLEN + 16];
-	const char *port_text = NULL;
-	char *end;
-
-	if (strlen(text) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, text);
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-		if (!close || (close[1] != '\0' && close[1] != ':'))
-			return -EINVAL;
-		*close = '\0';
-		port_text = close[1] ? close + 2 : NULL;
-		memmove(buf, buf + 1, strlen(buf + 1) + 1);
-	} else {
-		char *colon = strchr(buf, ':');
-		if (colon && !strchr(colon + 1, ':')) {
-			*colon = '\0';
-			port_text = colon + 1;
-		}
-	}
-	*port = 0;
-	if (port_text) {
-		unsigned long p;
-		if (*port_text < '0' || *port_text > '9')
-			return -EINVAL;
-		p = strtoul(port_text, &end, 10);
-		if (*end || p > 65535)
-			return -EINVAL;
-		*port = (__u16)p;
-	}
-	return fl_addr_parse(buf, addr, family);
-}
-
-static void format_endpoint(const union fl_addr *a, __u8 family, unsigned port, char *buf, size_t len)
-{
-	char t[FL_ADDR_STRLEN];
-
-	fl_addr_format(a, family, t, sizeof(t));
-	snprintf(buf, len, family == FL_AF_INET6 ? "[%s]:%u" : "%s:%u", t, port);
-}
-
 static void vip_text(const struct fl_vip_config *v, char *buf, size_t len)
 {
 	char ep[FL_ADDR_STRLEN + 8];
 
-	format_endpoint(&v->addr, v->family, v->port, ep, sizeof(ep));
+	fl_endpoint_format(&v->addr, v->family, v->port, ep, sizeof(ep));
 	snprintf(buf, len, "%s/%s", ep, fl_proto_name(v->proto));
 }
 
@@ -164,7 +119,7 @@ static int find_vip(struct fl_cp *cp, struct json_object *req, unsigned *idx, ch
 		if (fl_proto_parse(slash + 1, &proto) < 0)
 			return FAIL("VIP %s: protocol must be tcp or udp", text);
 	}
-	if (parse_endpoint(buf, &a, &fam, &port) < 0 || port == 0)
+	if (fl_endpoint_parse(buf, &a, &fam, &port) < 0 || port == 0)
 		return FAIL("no VIP %s: expected a VIP name or ADDR:PORT[/tcp|udp]", text);
 	for (int pass = 0; pass < 2; pass++)
 		for (unsigned i = 0; i < cp->cfg.n_vips; i++) {
@@ -191,7 +146,7 @@ static int find_backend(const struct fl_vip_config *v, struct json_object *req,
 	if (rc)
 		return rc;
 	memset(key, 0, sizeof(*key));
-	if (parse_endpoint(text, &key->addr, &key->family, &port) < 0)
+	if (fl_endpoint_parse(text, &key->addr, &key->family, &port) < 0)
 		return FAIL("address %.64s: expected ADDR or ADDR:PORT", text);
 	key->port = port == v->port ? 0 : htons(port);	/* the VIP's port is spelt 0 */
 	for (unsigned j = 0; j < v->n_backends; j++) {
@@ -336,7 +291,7 @@ static struct json_object *backend_json(struct fl_cp *cp, const struct fl_vip_co
 	__u32 id = fl_publisher_backend_id(&cp->pub, &v->addr, v->family, v->port, v->proto, &bc->key);
 	unsigned port = bc->key.port ? ntohs(bc->key.port) : v->port;
 
-	format_endpoint(&bc->key.addr, bc->key.family, port, ep, sizeof(ep));
+	fl_endpoint_format(&bc->key.addr, bc->key.family, port, ep, sizeof(ep));
 	add_str(o, "backend", ep);
 	add_str(o, "address", fl_addr_format(&bc->key.addr, bc->key.family, addr, sizeof(addr)));
 	add_u64(o, "port", port);
@@ -499,7 +454,7 @@ static int read_backend_json(const struct fl_vip_config *v, struct json_object *
 	bc->weight = DEFAULT_WEIGHT;
 	if ((rc = get_str(o, "address", true, &s, err, errlen)))
 		return rc;
-	if (parse_endpoint(s, &bc->key.addr, &bc->key.family, &port) < 0)
+	if (fl_endpoint_parse(s, &bc->key.addr, &bc->key.family, &port) < 0)
 		return FAIL("address %.64s: expected ADDR or ADDR:PORT", s);
 	bc->key.port = port == v->port ? 0 : htons(port);
 	if ((rc = get_uint(o, "weight", false, 65535, &w, err, errlen)) < 0)
@@ -826,7 +781,7 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 
 			if (bid != FL_BACKEND_NONE)
 				fl_stats_sum_backend(&cp->shm, bid, &k);
-			format_endpoint(&bc->key.addr, bc->key.family,
+			fl_endpoint_format(&bc->key.addr, bc->key.family,
 					bc->key.port ? ntohs(bc->key.port) : v->port, ep, sizeof(ep));
 			add_str(b, "backend", ep);
 			add_u64(b, "packets", k.packets);
@@ -889,9 +844,9 @@ static int op_lookup(struct fl_cp *cp, struct json_object *req, struct json_obje
 	    (rc = get_str(req, "protocol", true, &proto, err, errlen)))
 		return rc;
 	memset(&k, 0, sizeof(k));
-	if (parse_endpoint(src, &k.src, &sfam, &sport) < 0)
+	if (fl_endpoint_parse(src, &k.src, &sfam, &sport) < 0)
 		return FAIL("src %.64s: expected ADDR:PORT", src);
-	if (parse_endpoint(dst, &k.dst, &dfam, &dport) < 0)
+	if (fl_endpoint_parse(dst, &k.dst, &dfam, &dport) < 0)
 		return FAIL("dst %.64s: expected ADDR:PORT", dst);
 	if (sfam != dfam)
 		return FAIL("src and dst must be of one family");

@@ -52,44 +52,6 @@ static void usage(FILE *f)
 		DEFAULT_TIMEOUT_MS);
 }
 
-/* "ADDR", "ADDR:PORT" or "[ADDR]:PORT"; *port = 0 when there is none. */
-static int parse_endpoint(const char *text, union fl_addr *addr, __u8 *family, __u16 *port)
-{
-	char buf[FL_ADDR_STRLEN + 16];
-	const char *port_text = NULL;
-	char *end;
-
-	if (strlen(text) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, text);
-	if (buf[0] == '[') {
-		char *close = strchr(buf, ']');
-		if (!close || (close[1] != '\0' && close[1] != ':'))
-			return -EINVAL;
-		*close = '\0';
-		port_text = close[1] ? close + 2 : NULL;
-		memmove(buf, buf + 1, strlen(buf + 1) + 1);
-	} else {
-		char *colon = strchr(buf, ':');
-		/* one colon: IPv4 with a port; more: a bare IPv6 address */
-		if (colon && !strchr(colon + 1, ':')) {
-			*colon = '\0';
-			port_text = colon + 1;
-		}
-	}
-	*port = 0;
-	if (port_text) {
-		unsigned long p;
-		errno = 0;
-		p = strtoul(port_text, &end, 10);
-		if (errno || end == port_text || *end || p < 1 || p > 65535)
-			return -EINVAL;
-		*port = (__u16)p;
-	}
-	memset(addr, 0, sizeof(*addr));
-	return fl_addr_parse(buf, addr, family);
-}
-
 struct statuses {
 	struct fl_backend_status *v;
 	size_t n;
@@ -126,8 +88,8 @@ static int add_spec(const struct fl_config *cfg, const char *opt, const char *sp
 		goto bad;
 	memcpy(vip_text, spec, (size_t)(slash - spec));
 	vip_text[slash - spec] = '\0';
-	if (parse_endpoint(vip_text, &va, &vf, &vport) < 0 || vport == 0 ||
-	    parse_endpoint(slash + 1, &ba, &bf, &bport) < 0)
+	if (fl_endpoint_parse(vip_text, &va, &vf, &vport) < 0 || vport == 0 ||
+	    fl_endpoint_parse(slash + 1, &ba, &bf, &bport) < 0)
 		goto bad;
 	for (unsigned i = 0; i < cfg->n_vips; i++) {
 		const struct fl_vip_config *v = &cfg->vips[i];
@@ -286,8 +248,8 @@ static int parse_flow(char **flow, struct fl_flow_key *k)
 	__u16 sport, dport;
 
 	memset(k, 0, sizeof(*k));
-	if (parse_endpoint(flow[0], &k->src, &sfam, &sport) < 0 ||
-	    parse_endpoint(flow[1], &k->dst, &dfam, &dport) < 0 || sfam != dfam ||
+	if (fl_endpoint_parse(flow[0], &k->src, &sfam, &sport) < 0 ||
+	    fl_endpoint_parse(flow[1], &k->dst, &dfam, &dport) < 0 || sfam != dfam ||
 	    fl_proto_parse(flow[2], &k->proto) < 0)
 		return -EINVAL;
 	k->family = sfam;

@@ -146,14 +146,9 @@ static const char *vkey_text(const struct vkey *k, char *buf, size_t len)
 
 static const char *bkey_text(const struct fl_backend_key *k, char *buf, size_t len)
 {
-	char a[FL_ADDR_STRLEN];
-
-	fl_addr_format(&k->addr, k->family, a, sizeof(a));
 	if (k->port == 0)
-		snprintf(buf, len, "%s", a);
-	else
-		snprintf(buf, len, k->family == FL_AF_INET6 ? "[%s]:%u" : "%s:%u", a, ntohs(k->port));
-	return buf;
+		return fl_addr_format(&k->addr, k->family, buf, len);
+	return fl_endpoint_format(&k->addr, k->family, ntohs(k->port), buf, len);
 }
 
 static __u32 next_epoch(__u32 epoch)

@@ -2,7 +2,6 @@
 /* fulcrum-cp's XDP data plane: cp/xdp_mode.h. */
 #include <errno.h>
 #include <net/if.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "err.h"
 #include "daemon.h"
 #include "xdp.h"
 #include "xdp_mode.h"
@@ -40,19 +40,6 @@ struct prog_id {
 	__u32 *map_ids;
 };
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static bool is_tunnel(enum fl_method m)
 {
 	return m != FL_METHOD_L2DSR;
@@ -64,13 +51,13 @@ static int check_next_hop(const struct fl_config *cfg, char *err, size_t errlen)
 	const struct fl_dataplane_config *dp = &cfg->dataplane;
 
 	if (dp->has_next_hop_address)
-		return fail(err, errlen, -EINVAL, "%s: dataplane.next_hop.address: xdp mode does not "
+		return fl_err(err, errlen, -EINVAL, "%s: dataplane.next_hop.address: xdp mode does not "
 			    "resolve a next-hop address yet; give next_hop.mac", cfg->source);
 	if (dp->has_next_hop_mac)
 		return 0;
 	for (unsigned i = 0; i < cfg->n_vips; i++)
 		if (is_tunnel(cfg->vips[i].method))
-			return fail(err, errlen, -EINVAL, "%s:%u: VIP %s uses %s, but dataplane has no "
+			return fl_err(err, errlen, -EINVAL, "%s:%u: VIP %s uses %s, but dataplane has no "
 				    "next_hop.mac: the XDP program has no bpf_fib_lookup yet and would "
 				    "drop every packet (drop_no_next_hop); set next_hop.mac to the "
 				    "router's MAC", cfg->source, cfg->vips[i].line,
@@ -120,7 +107,7 @@ static int pin_dir_prepare(const struct fl_config *cfg, char *dir, size_t len, c
 		root = "/sys/fs/bpf";
 	if (statfs(root, &sf) != 0 || sf.f_type != BPF_FS_MAGIC) {
 		if ((rc = mkdir_ok(root)) != 0 || mount("bpf", root, "bpf", 0, "mode=0700") != 0)
-			return fail(err, errlen, rc ? rc : -errno, "%s is no bpffs and mounting one "
+			return fl_err(err, errlen, rc ? rc : -errno, "%s is no bpffs and mounting one "
 				    "there failed: %s", root, strerror(rc ? -rc : errno));
 		fl_log(FL_LOG_WARN, "mounted a bpffs at %s (there was none) for the pinned maps; "
 		       "it lasts as long as this mount namespace (under `ip netns exec`: this "
@@ -135,10 +122,10 @@ static int pin_dir_prepare(const struct fl_config *cfg, char *dir, size_t len, c
 			*p = '_';
 	snprintf(dir, len, "%s/fulcrum", root);
 	if ((rc = mkdir_ok(dir)) != 0)
-		return fail(err, errlen, rc, "mkdir %s: %s", dir, strerror(-rc));
+		return fl_err(err, errlen, rc, "mkdir %s: %s", dir, strerror(-rc));
 	snprintf(dir, len, "%s/fulcrum/%s", root, name);
 	if ((rc = mkdir_ok(dir)) != 0)
-		return fail(err, errlen, rc, "mkdir %s: %s", dir, strerror(-rc));
+		return fl_err(err, errlen, rc, "mkdir %s: %s", dir, strerror(-rc));
 	return 0;
 }
 
@@ -248,11 +235,11 @@ static int attached_id(const struct fl_cp_xdp *st, int ifindex, const char *ifna
 	int rc = bpf_xdp_query(ifindex, 0, &q);
 
 	if (rc)
-		return fail(err, errlen, rc, "xdp: query %s: %s", ifname, strerror(-rc));
+		return fl_err(err, errlen, rc, "xdp: query %s: %s", ifname, strerror(-rc));
 	*id = generic ? q.skb_prog_id : q.drv_prog_id;
 	other = generic ? q.drv_prog_id : q.skb_prog_id;
 	if (other)
-		return fail(err, errlen, -EBUSY, "xdp: %s has XDP program id %u attached in %s mode, "
+		return fl_err(err, errlen, -EBUSY, "xdp: %s has XDP program id %u attached in %s mode, "
 			    "the config wants %s: detach it first (ip link set dev %s xdp off)", ifname,
 			    other, generic ? "native" : "generic", generic ? "generic" : "native", ifname);
 	return 0;
@@ -301,19 +288,19 @@ int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, siz
 		return rc;
 	st = calloc(1, sizeof(*st));
 	if (!st)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return fl_err(err, errlen, -ENOMEM, "out of memory");
 	st->flags = dp->xdp_generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 	st->detach_on_exit = dp->xdp_detach_on_exit;
 	st->n_ifaces = dp->n_xdp_interfaces;
 	st->ifindex = calloc(st->n_ifaces, sizeof(*st->ifindex));
 	st->ifname = calloc(st->n_ifaces, sizeof(*st->ifname));
 	if (!st->ifindex || !st->ifname) {
-		rc = fail(err, errlen, -ENOMEM, "out of memory");
+		rc = fl_err(err, errlen, -ENOMEM, "out of memory");
 		goto fail_st;
 	}
 	for (unsigned i = 0; i < st->n_ifaces; i++)
 		if (!(st->ifname[i] = strdup(dp->xdp_interfaces[i]))) {
-			rc = fail(err, errlen, -ENOMEM, "out of memory");
+			rc = fl_err(err, errlen, -ENOMEM, "out of memory");
 			goto fail_st;
 		}
 	rc = pin_dir_prepare(cfg, st->pin_dir, sizeof(st->pin_dir), err, errlen);
@@ -351,13 +338,13 @@ static int attach_one(struct fl_cp_xdp *st, unsigned i, char *err, size_t errlen
 	__u32 id;
 
 	if (!ifindex)
-		return fail(err, errlen, -ENODEV, "xdp: no interface %s", ifname);
+		return fl_err(err, errlen, -ENODEV, "xdp: no interface %s", ifname);
 	if ((rc = attached_id(st, ifindex, ifname, &id, err, errlen)) != 0)
 		return rc;
 	if (!id) {
 		rc = bpf_xdp_attach(ifindex, ours, st->flags | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 		if (rc)
-			return fail(err, errlen, rc, "xdp: attach to %s (%s mode): %s", ifname, mode,
+			return fl_err(err, errlen, rc, "xdp: attach to %s (%s mode): %s", ifname, mode,
 				    strerror(-rc));
 		st->ifindex[i] = ifindex;
 		fl_log(FL_LOG_INFO, "xdp: attached to %s (%s mode)", ifname, mode);
@@ -365,17 +352,17 @@ static int attach_one(struct fl_cp_xdp *st, unsigned i, char *err, size_t errlen
 	}
 	old_fd = bpf_prog_get_fd_by_id(id);
 	if (old_fd < 0)
-		return fail(err, errlen, -errno, "xdp: program id %u on %s: %s", id, ifname,
+		return fl_err(err, errlen, -errno, "xdp: program id %u on %s: %s", id, ifname,
 			    strerror(errno));
 	rc = prog_id_get(old_fd, &theirs);
 	if (rc == 0 && (rc = prog_id_get(ours, &mine)) != 0)
 		prog_id_free(&theirs);
 	if (rc) {
 		close(old_fd);
-		return fail(err, errlen, rc, "xdp: program info: %s", strerror(-rc));
+		return fl_err(err, errlen, rc, "xdp: program info: %s", strerror(-rc));
 	}
 	if (strcmp(theirs.name, PROG_NAME) != 0) {
-		rc = fail(err, errlen, -EBUSY, "xdp: %s runs another XDP program (\"%s\", id %u): "
+		rc = fl_err(err, errlen, -EBUSY, "xdp: %s runs another XDP program (\"%s\", id %u): "
 			  "not replacing it", ifname, theirs.name, id);
 	} else if (same_program(&mine, &theirs)) {
 		fl_log(FL_LOG_INFO, "xdp: kept the balancer attached to %s (id %u: same tag, knobs "
@@ -386,7 +373,7 @@ static int attach_one(struct fl_cp_xdp *st, unsigned i, char *err, size_t errlen
 
 		rc = bpf_xdp_attach(ifindex, ours, st->flags | XDP_FLAGS_REPLACE, &o);
 		if (rc)
-			fail(err, errlen, rc, "xdp: replace id %u on %s: %s", id, ifname, strerror(-rc));
+			fl_err(err, errlen, rc, "xdp: replace id %u on %s: %s", id, ifname, strerror(-rc));
 		else
 			fl_log(FL_LOG_INFO, "xdp: replaced balancer id %u on %s (%s mode; code, knobs "
 			       "or maps differ)", id, ifname, mode);

@@ -5,27 +5,12 @@
  * are static inline in conntrack.h.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "err.h"
 #include "conntrack.h"
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* Buckets for capacity records, 0 if none or more than 32 bits of records. */
 static __u32 buckets_for(__u32 capacity)
@@ -70,12 +55,12 @@ static int set_params(struct fl_ct *t, const struct fl_ct_params *p, char *err, 
 	__u64 burst;
 
 	if (!p)
-		return fail(err, errlen, -EINVAL, "conntrack: no parameters");
+		return fl_err(err, errlen, -EINVAL, "conntrack: no parameters");
 	for (unsigned s = FL_CT_SYN; s < FL_CT_STATE__MAX; s++) {
 		__u64 ticks = (__u64)p->timeout_s[s] * FL_CT_HZ;
 
 		if (p->timeout_s[s] == 0)
-			return fail(err, errlen, -EINVAL, "conntrack: timeout of state %u is 0", s);
+			return fl_err(err, errlen, -EINVAL, "conntrack: timeout of state %u is 0", s);
 		t->timeout[s] = ticks > INT32_MAX ? INT32_MAX : (__u32)ticks;
 	}
 	t->timeout[FL_CT_NONE] = 0;
@@ -96,14 +81,14 @@ int fl_ct_init(void *mem, size_t len, __u32 capacity, const struct fl_ct_params 
 	int rc;
 
 	if (!mem || !ctr || !t)
-		return fail(err, errlen, -EINVAL, "conntrack: no memory, counters or handle");
+		return fl_err(err, errlen, -EINVAL, "conntrack: no memory, counters or handle");
 	if (nb == 0)
-		return fail(err, errlen, -EINVAL, "conntrack: capacity %u out of range 1..%u",
+		return fl_err(err, errlen, -EINVAL, "conntrack: capacity %u out of range 1..%u",
 			    capacity, UINT32_MAX - FL_CT_WAYS + 1);
 	if ((uintptr_t)mem % 64)
-		return fail(err, errlen, -EINVAL, "conntrack: memory not 64-byte aligned");
+		return fl_err(err, errlen, -EINVAL, "conntrack: memory not 64-byte aligned");
 	if (len < size_for_buckets(nb))
-		return fail(err, errlen, -ENOSPC, "conntrack: %zu bytes, %u records need %zu",
+		return fl_err(err, errlen, -ENOSPC, "conntrack: %zu bytes, %u records need %zu",
 			    len, capacity, size_for_buckets(nb));
 	memset(t, 0, sizeof(*t));
 	rc = set_params(t, p, err, errlen);
@@ -140,25 +125,25 @@ int fl_ct_init(void *mem, size_t len, __u32 capacity, const struct fl_ct_params 
 static int check_header(const struct fl_ct_header *h, size_t len, char *err, size_t errlen)
 {
 	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != FL_CT_MAGIC)
-		return fail(err, errlen, -EINVAL, "conntrack: bad magic %#llx (not a table, or "
+		return fl_err(err, errlen, -EINVAL, "conntrack: bad magic %#llx (not a table, or "
 			    "formatting never finished)", (unsigned long long)h->magic);
 	if (h->version != FL_CT_VERSION)
-		return fail(err, errlen, -EPROTO, "conntrack: table version %u, this build reads %u",
+		return fl_err(err, errlen, -EPROTO, "conntrack: table version %u, this build reads %u",
 			    h->version, FL_CT_VERSION);
 	if (h->header_size != sizeof(*h) || h->rec_size != sizeof(struct fl_ct_rec) ||
 	    h->ways != FL_CT_WAYS || h->tick_hz != FL_CT_HZ)
-		return fail(err, errlen, -EPROTO, "conntrack: layout header %u rec %u ways %u "
+		return fl_err(err, errlen, -EPROTO, "conntrack: layout header %u rec %u ways %u "
 			    "hz %u, this build has %zu %zu %u %u", h->header_size, h->rec_size,
 			    h->ways, h->tick_hz, sizeof(*h), sizeof(struct fl_ct_rec),
 			    FL_CT_WAYS, FL_CT_HZ);
 	if (h->nbuckets == 0 || buckets_for(h->capacity) != h->nbuckets ||
 	    h->capacity != h->nbuckets * FL_CT_WAYS ||
 	    h->mem_size != size_for_buckets(h->nbuckets))
-		return fail(err, errlen, -EINVAL, "conntrack: inconsistent sizes: capacity %u, "
+		return fl_err(err, errlen, -EINVAL, "conntrack: inconsistent sizes: capacity %u, "
 			    "%u buckets, %llu bytes", h->capacity, h->nbuckets,
 			    (unsigned long long)h->mem_size);
 	if (len < h->mem_size)
-		return fail(err, errlen, -EINVAL, "conntrack: memory is %zu bytes, the table %llu",
+		return fl_err(err, errlen, -EINVAL, "conntrack: memory is %zu bytes, the table %llu",
 			    len, (unsigned long long)h->mem_size);
 	return 0;
 }
@@ -192,11 +177,11 @@ int fl_ct_attach(void *mem, size_t len, const struct fl_ct_params *p,
 	int rc;
 
 	if (!mem || !ctr || !t)
-		return fail(err, errlen, -EINVAL, "conntrack: no memory, counters or handle");
+		return fl_err(err, errlen, -EINVAL, "conntrack: no memory, counters or handle");
 	if ((uintptr_t)mem % 64)
-		return fail(err, errlen, -EINVAL, "conntrack: memory not 64-byte aligned");
+		return fl_err(err, errlen, -EINVAL, "conntrack: memory not 64-byte aligned");
 	if (len < sizeof(*h))
-		return fail(err, errlen, -EINVAL, "conntrack: %zu bytes, smaller than a header", len);
+		return fl_err(err, errlen, -EINVAL, "conntrack: %zu bytes, smaller than a header", len);
 	rc = check_header(h, len, err, errlen);
 	if (rc)
 		return rc;
