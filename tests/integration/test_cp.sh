@@ -17,21 +17,8 @@ RISE=2
 FALL=3
 FLOWS=48
 
-T=$(mktemp -d /tmp/fulcrum-test-cp.XXXXXX)
-declare -A SRV
-CP_PID=
-failures=0
-
-cleanup() {
-	[ -n "$CP_PID" ] && kill -9 "$CP_PID" 2>/dev/null
-	for p in "${SRV[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
+FL_TEST_NAME=cp
+. "$(dirname "$0")/lib.sh"
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -15,22 +15,9 @@ CP=${1:-$ROOT/build/cp/fulcrum-cp}
 CTL_BIN=${2:-$ROOT/build/cp/fulcrumctl}
 PY=/usr/bin/python3
 
-T=$(mktemp -d /tmp/fulcrum-test-ctl.XXXXXX)
+FL_TEST_NAME=ctl
+. "$(dirname "$0")/lib.sh"
 SOCK=$T/ctl.sock
-declare -A SRV
-CP_PID=
-failures=0
-
-cleanup() {
-	[ -n "$CP_PID" ] && kill -9 "$CP_PID" 2>/dev/null
-	for p in "${SRV[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-ok() { echo "ok: $*"; }
 ctl() { "$CTL_BIN" --socket "$SOCK" "$@"; }
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # expect DESCRIPTION PATTERN COMMAND...: COMMAND exits 0 and prints PATTERN (grep -E)
