@@ -313,6 +313,7 @@ static const struct key dataplane_keys[] = {
 	{ KEY("dpdk", K_GROUP) },
 	{ KEY("xdp", K_GROUP) },
 	{ KEY("next_hop", K_GROUP) },
+	{ KEY("neighbour_interface", K_STR), D(neighbour_interface), .min = 1 },
 	{ KEY("tunnel_source_v4", K_ADDR), D(tunnel_source_v4), HAS(DS, has_tunnel_source_v4),
 	  .min = FL_AF_INET },
 	{ KEY("tunnel_source_v6", K_ADDR), D(tunnel_source_v6), HAS(DS, has_tunnel_source_v6),
@@ -1374,6 +1375,42 @@ static int check_next_hop(const struct where *dpw, const struct fl_dataplane_con
 	return 0;
 }
 
+/* Whether fulcrum-cp must look anything up in the neighbour table. */
+static bool needs_neighbours(const struct fl_config *cfg)
+{
+	if (cfg->dataplane.has_next_hop_address)
+		return true;
+	for (unsigned i = 0; i < cfg->n_vips; i++)
+		for (unsigned j = 0; cfg->vips[i].method == FL_METHOD_L2DSR &&
+				     j < cfg->vips[i].n_backends; j++)
+			if (!cfg->vips[i].backends[j].has_mac)
+				return true;
+	return false;
+}
+
+/* After the VIPs are read: the interface whose neighbours fulcrum-cp reads,
+ * given or taken from the only port (its TAP, "fl-<name>" as fulcrum-dp
+ * names it) or the only xdp interface. */
+static int check_neighbour_interface(const struct where *root, struct fl_config *cfg)
+{
+	struct fl_dataplane_config *dp = &cfg->dataplane;
+	struct where w = at(root, config_setting_get_member(root->s, "dataplane"));
+
+	if (dp->neighbour_interface[0] || !needs_neighbours(cfg))
+		return 0;
+	if (dp->mode == FL_DP_DPDK && dp->n_ports == 1)
+		snprintf(dp->neighbour_interface, sizeof(dp->neighbour_interface), "fl-%.12s",
+			 dp->ports[0].name);
+	else if (dp->mode == FL_DP_XDP && dp->n_xdp_interfaces == 1)
+		snprintf(dp->neighbour_interface, sizeof(dp->neighbour_interface), "%s",
+			 dp->xdp_interfaces[0]);
+	else
+		return fail(&w, "neighbour_interface", "needed to resolve next_hop.address or an "
+			    "l2dsr backend without mac, and there is not exactly one port to take "
+			    "it from");
+	return 0;
+}
+
 static int read_dataplane(const struct where *root, struct fl_config *cfg)
 {
 	struct fl_dataplane_config *dp = &cfg->dataplane;
@@ -1444,7 +1481,9 @@ static int read_config(const config_t *lc, const char *name, struct fl_config *c
 	/* The top level of the merge: the defaults, overridden. */
 	if (rc == 0)
 		rc = read_hc(&root, &cfg->healthcheck);
-	return rc ? rc : read_vips(&root, cfg);
+	if (rc == 0)
+		rc = read_vips(&root, cfg);
+	return rc ? rc : check_neighbour_interface(&root, cfg);
 }
 
 /* strchr() finds the terminating NUL too: this does not. */

@@ -104,6 +104,11 @@ struct fl_dataplane_config {
 	bool has_next_hop_address;
 	__u8 next_hop_family;
 	union fl_addr next_hop_address;
+	/* where fulcrum-cp looks addresses up (next_hop.address, L2 DSR
+	 * backends without a mac): the kernel's view of the port. "" = none
+	 * needed; defaulted to "fl-<port>" (dpdk, one port) or the one xdp
+	 * interface when it is needed and not given */
+	char neighbour_interface[16];	/* IFNAMSIZ */
 	/* outer headers */
 	bool has_tunnel_source_v4;
 	union fl_addr tunnel_source_v4;

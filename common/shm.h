@@ -65,14 +65,19 @@ struct fl_shm_header {
 	__u8 pad2[48];
 };
 
-/* A slot's own header; the writer sets generation before publishing. */
+/* A slot's own header; the writer sets generation before publishing.
+ * next_hop_mac came out of padding that every writer zeroed: zero means
+ * "not known" (not resolved yet, or a writer that predates it), and the
+ * data plane then falls back to the config's next_hop.mac. Readers of
+ * either age read the other's slots right, so the ABI version stays. */
 struct fl_slot_header {
 	__u64 generation;
 	__u64 hash_seed;
 	__u32 vip_count;		/* vip ids in use are below it */
 	__u32 backend_count;		/* backend ids in use are below it */
 	__u32 ring_used;		/* ring entries handed out */
-	__u8 pad[36];
+	__u8 next_hop_mac[6];		/* router toward the backends; zero = unknown */
+	__u8 pad[30];
 };
 
 /* One cache line per worker, written only by that worker. */
@@ -88,6 +93,8 @@ _Static_assert(sizeof(struct fl_shm_header) == 192, "shm header layout");
 _Static_assert(__builtin_offsetof(struct fl_shm_header, published) == 128,
 	       "published on its own cache line");
 _Static_assert(sizeof(struct fl_slot_header) == 64, "slot header layout");
+_Static_assert(__builtin_offsetof(struct fl_slot_header, next_hop_mac) == 28,
+	       "slot header next_hop_mac");
 _Static_assert(sizeof(struct fl_worker_state) == 64, "worker state is one line");
 
 /* This process's view of one slot: pointers into the mapping. */

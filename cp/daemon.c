@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <linux/neighbour.h>
+#include <net/if.h>
 #include <sys/signalfd.h>
 
 #include "addr.h"
@@ -340,6 +342,149 @@ fail:
 	return rc;
 }
 
+/* ---- neighbours ---- */
+
+/* The publisher's resolver: the MAC on the neighbour interface. */
+static int neigh_resolve(void *arg, __u8 family, const union fl_addr *addr, __u8 mac[6])
+{
+	struct fl_cp *cp = arg;
+	int ifindex;
+
+	if (!cp->have_neigh || !cp->have_cfg || !cp->cfg.dataplane.neighbour_interface[0])
+		return -ENOENT;
+	/* by name each time: fulcrum-dp's TAP comes and goes with fulcrum-dp */
+	ifindex = (int)if_nametoindex(cp->cfg.dataplane.neighbour_interface);
+	if (ifindex <= 0)
+		return -ENOENT;
+	return fl_neigh_lookup(&cp->neigh, ifindex, family, addr, mac, NULL);
+}
+
+typedef bool (*neigh_visit_fn)(struct fl_cp *cp, __u8 family, const union fl_addr *addr,
+			       const __u8 published[6]);
+
+/* Calls fn on every address the config leaves to resolve, with the MAC the
+ * active slot holds for it, until fn returns true. */
+static bool neigh_each(struct fl_cp *cp, neigh_visit_fn fn)
+{
+	const struct fl_dataplane_config *d = &cp->cfg.dataplane;
+	const struct fl_tables *t = fl_writer_active(&cp->shm);
+
+	if (d->has_next_hop_address && fn(cp, d->next_hop_family, &d->next_hop_address,
+					    t->hdr->next_hop_mac))
+		return true;
+	for (unsigned i = 0; i < cp->cfg.n_vips; i++) {
+		const struct fl_vip_config *v = &cp->cfg.vips[i];
+		for (unsigned j = 0; v->method == FL_METHOD_L2DSR && j < v->n_backends; j++) {
+			const struct fl_backend_config *bc = &v->backends[j];
+			static const __u8 zero[6];
+			__u32 id;
+
+			if (bc->has_mac)
+				continue;
+			id = fl_publisher_backend_id(&cp->pub, &v->addr, v->family, v->port, v->proto,
+						     &bc->key);
+			if (fn(cp, bc->key.family, &bc->key.addr,
+			       id < t->max_backends ? t->backends[id].mac : zero))
+				return true;
+		}
+	}
+	return false;
+}
+
+static bool neigh_differs(struct fl_cp *cp, __u8 family, const union fl_addr *addr,
+			  const __u8 published[6])
+{
+	__u8 mac[6];
+
+	if (neigh_resolve(cp, family, addr, mac) < 0)
+		memset(mac, 0, sizeof(mac));
+	return memcmp(mac, published, 6) != 0;
+}
+
+static bool neigh_ask(struct fl_cp *cp, __u8 family, const union fl_addr *addr,
+		      const __u8 published[6])
+{
+	int ifindex = (int)if_nametoindex(cp->cfg.dataplane.neighbour_interface);
+	__u8 mac[6];
+	__u16 state = 0;
+
+	(void)published;
+	if (ifindex <= 0)
+		return true;	/* no interface (yet): nothing to ask on */
+	if (fl_neigh_lookup(&cp->neigh, ifindex, family, addr, mac, &state) == 0 &&
+	    (state & (NUD_REACHABLE | NUD_PERMANENT | NUD_NOARP)))
+		return false;
+	if (fl_neigh_solicit(&cp->neigh, ifindex, family, addr) < 0) {
+		char a[FL_ADDR_STRLEN];
+		fl_log(FL_LOG_DEBUG, "neighbour %s on %s: cannot ask the kernel: %s",
+		       fl_addr_format(addr, family, a, sizeof(a)),
+		       cp->cfg.dataplane.neighbour_interface, strerror(errno));
+	}
+	return false;
+}
+
+static void on_neigh(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+{
+	struct fl_cp *cp = io->arg;
+	int rc = fl_neigh_read(&cp->neigh);
+
+	(void)loop;
+	(void)events;
+	if (rc < 0) {
+		fl_log(FL_LOG_ERROR, "neighbour table: netlink: %s", strerror(-rc));
+		return;
+	}
+	if (rc > 0 && cp->have_cfg && neigh_each(cp, neigh_differs)) {
+		fl_log(FL_LOG_INFO, "a neighbour MAC on %s changed: publishing",
+		       cp->cfg.dataplane.neighbour_interface);
+		cp->dirty = true;
+	}
+}
+
+static void on_neigh_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct fl_cp *cp = t->arg;
+
+	if (cp->have_cfg && cp->cfg.dataplane.neighbour_interface[0])
+		neigh_each(cp, neigh_ask);
+	fl_timer_in(loop, t, FL_CP_NEIGH_REFRESH_MS);
+}
+
+/* Starts watching the neighbour table when the config needs it. */
+static int neigh_start(struct fl_cp *cp, const struct fl_config *cfg, char *err, size_t errlen)
+{
+	int rc;
+
+	if (cp->have_neigh || !cfg->dataplane.neighbour_interface[0])
+		return 0;
+	rc = fl_neigh_open(&cp->neigh, err, errlen);
+	if (rc < 0)
+		return rc;
+	rc = fl_io_add(&cp->loop, &cp->neigh_io, cp->neigh.fd, EPOLLIN, on_neigh, cp);
+	if (rc < 0) {
+		snprintf(err, errlen, "neighbour table: epoll: %s", strerror(-rc));
+		fl_neigh_close(&cp->neigh);
+		return rc;
+	}
+	cp->have_neigh = true;
+	cp->pub.resolve = neigh_resolve;
+	cp->pub.resolve_arg = cp;
+	fl_timer_in(&cp->loop, &cp->neigh_timer, 0);
+	fl_log(FL_LOG_INFO, "resolving MACs through the neighbour table of %s",
+	       cfg->dataplane.neighbour_interface);
+	return 0;
+}
+
+static void neigh_stop(struct fl_cp *cp)
+{
+	fl_timer_cancel(&cp->loop, &cp->neigh_timer);
+	if (!cp->have_neigh)
+		return;
+	fl_io_del(&cp->loop, &cp->neigh_io);
+	fl_neigh_close(&cp->neigh);
+	cp->have_neigh = false;
+}
+
 /* ---- publishing ---- */
 
 int fl_cp_publish(struct fl_cp *cp, bool force)
@@ -451,6 +596,9 @@ int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errl
 
 	memset(cp, 0, sizeof(*cp));
 	cp->sig_io.fd = -1;
+	cp->neigh_io.fd = -1;
+	cp->neigh.fd = -1;
+	fl_timer_init(&cp->neigh_timer, on_neigh_timer, cp);
 	snprintf(cp->config_path, sizeof(cp->config_path), "%s", config_path);
 	fl_timer_init(&cp->publish_timer, on_publish_timer, cp);
 	rc = fl_config_load(config_path, &cfg, err, errlen);
@@ -481,7 +629,9 @@ int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errl
 	cp->have_pub = true;
 	fl_log(FL_LOG_INFO, "shared memory %s, generation %llu read back", cp->shm.map.path,
 	       (unsigned long long)(__atomic_load_n(&cp->shm.hdr->published, __ATOMIC_ACQUIRE) >> 1));
-	rc = fl_cp_xdp_init(cp, &cfg, err, errlen);
+	rc = neigh_start(cp, &cfg, err, errlen);
+	if (rc == 0)
+		rc = fl_cp_xdp_init(cp, &cfg, err, errlen);
 	if (rc < 0) {
 		fl_config_free(&cfg);
 		goto fail_pub;
@@ -499,6 +649,7 @@ int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errl
 	}
 	return 0;
 fail_pub:
+	neigh_stop(cp);
 	fl_cp_xdp_fini(cp);
 	fl_publisher_fini(&cp->pub);
 	cp->have_pub = false;
@@ -526,6 +677,13 @@ int fl_cp_reload(struct fl_cp *cp, char *err, size_t errlen)
 	    memcmp(&cfg.limits, &cp->cfg.limits, sizeof(cfg.limits)) != 0)
 		fl_log(FL_LOG_WARN, "reload: global.shm_name and limits take effect only at restart");
 	enum fl_log_level level = cfg.global.log_level;
+	/* a reload may start needing neighbours; it never stops watching */
+	rc = neigh_start(cp, &cfg, msg, sizeof(msg));
+	if (rc < 0) {
+		fl_config_free(&cfg);
+		snprintf(err, errlen, "%s: %s", cp->config_path, msg);
+		return rc;
+	}
 	rc = fl_cp_apply(cp, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", cp->config_path, msg);
@@ -598,6 +756,7 @@ void fl_cp_fini(struct fl_cp *cp)
 		fl_config_free(&cp->cfg);
 	cp->have_cfg = false;
 	fl_timer_cancel(&cp->loop, &cp->publish_timer);
+	neigh_stop(cp);
 	fl_cp_xdp_fini(cp);
 	if (cp->have_pub)
 		fl_publisher_fini(&cp->pub);

@@ -12,6 +12,12 @@
  * flow is sent to a server that never answered. A backend without a check
  * (type "none") is always up.
  *
+ * Neighbours. MACs the config leaves to resolve (next_hop.address, L2 DSR
+ * backends without a mac) are looked up in fulcrum-cp's copy of the kernel's
+ * neighbour table on dataplane.neighbour_interface at every publish; a
+ * change of one of them marks the tables dirty. Every FL_CP_NEIGH_REFRESH_MS
+ * the unknown and the unconfirmed ones are asked for again (fl_neigh_solicit).
+ *
  * Publishing. A state change, a drain or a reload marks the tables dirty;
  * they are published once at the end of the loop iteration (all changes of
  * that iteration in one generation), at most every FL_CP_PUBLISH_GAP_MS
@@ -28,12 +34,14 @@
 #include "config.h"
 #include "health.h"
 #include "loop.h"
+#include "neigh.h"
 #include "publish.h"
 #include "shm.h"
 
 #define FL_CP_PUBLISH_GAP_MS 50u
 #define FL_CP_RETRY_MS 1000u
 #define FL_CP_PUBLISH_TIMEOUT_MS 200u	/* longest wait for the data plane */
+#define FL_CP_NEIGH_REFRESH_MS 1000u	/* unresolved or stale neighbours asked again */
 
 /* One backend of one VIP, with its checker. */
 struct fl_cp_backend {
@@ -74,6 +82,11 @@ struct fl_cp {
 	__u64 generation;
 	uint64_t n_publishes;
 	uint64_t n_publish_errors;
+	/* neighbours (cp/neigh.h), when dataplane.neighbour_interface is set */
+	struct fl_neigh neigh;
+	bool have_neigh;
+	struct fl_io neigh_io;
+	struct fl_timer neigh_timer;
 	/* signals */
 	struct fl_io sig_io;
 	bool reload_requested;

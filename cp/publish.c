@@ -311,8 +311,17 @@ static int check_room(const struct fl_publisher *pub, const struct fl_config *cf
 	return 0;
 }
 
+/* The MAC to publish for an address the config gives no MAC for. */
+static void resolve_mac(const struct fl_publisher *pub, __u8 family, const union fl_addr *addr,
+			__u8 mac[6])
+{
+	if (!pub->resolve || pub->resolve(pub->resolve_arg, family, addr, mac) < 0)
+		memset(mac, 0, 6);
+}
+
 /* Copies cfg's VIPs and backends, canonical and sorted. */
-static int want_fill(struct want *w, const struct fl_config *cfg, char *err, size_t errlen)
+static int want_fill(const struct fl_publisher *pub, struct want *w, const struct fl_config *cfg,
+		     char *err, size_t errlen)
 {
 	char vt[96], msg[FL_CONFIG_ERR_LEN];
 	__u32 nb = 0;
@@ -339,6 +348,8 @@ static int want_fill(struct want *w, const struct fl_config *cfg, char *err, siz
 			wb->state = bc->weight ? FL_BACKEND_UP : FL_BACKEND_DRAINING;
 			if (bc->has_mac)
 				memcpy(wb->mac, bc->mac, sizeof(wb->mac));
+			else if (vc->method == FL_METHOD_L2DSR)
+				resolve_mac(pub, bc->key.family, &bc->key.addr, wb->mac);
 		}
 		qsort(&w->backends[wv->first], wv->n, sizeof(*w->backends), cmp_want_backend);
 		for (__u32 j = 1; j < wv->n; j++)
@@ -416,7 +427,7 @@ int fl_publisher_set(struct fl_publisher *pub, const struct fl_config *cfg,
 		rc = nomem(err, errlen, "the desired state");
 		goto fail;
 	}
-	rc = want_fill(&w, cfg, err, errlen);
+	rc = want_fill(pub, &w, cfg, err, errlen);
 	if (rc == 0 && status)
 		rc = want_apply_status(&w, status, n, err, errlen);
 	if (rc < 0)
@@ -428,6 +439,13 @@ int fl_publisher_set(struct fl_publisher *pub, const struct fl_config *cfg,
 	pub->n_want_vips = w.n_vips;
 	pub->n_want_backends = w.n_backends;
 	pub->hash_seed = cfg->global.hash_seed;
+	if (cfg->dataplane.has_next_hop_mac)
+		memcpy(pub->next_hop_mac, cfg->dataplane.next_hop_mac, 6);
+	else if (cfg->dataplane.has_next_hop_address)
+		resolve_mac(pub, cfg->dataplane.next_hop_family, &cfg->dataplane.next_hop_address,
+			    pub->next_hop_mac);
+	else
+		memset(pub->next_hop_mac, 0, 6);
 	pub->have_want = true;
 	return 0;
 fail:
@@ -808,6 +826,7 @@ static int write_slot(struct fl_publisher *pub, const struct plan *p, const stru
 	if (rc < 0)
 		return rc;
 	memset(t->hdr->pad, 0, sizeof(t->hdr->pad));
+	memcpy(t->hdr->next_hop_mac, pub->next_hop_mac, sizeof(t->hdr->next_hop_mac));
 	t->hdr->hash_seed = pub->hash_seed;
 	t->hdr->vip_count = p->vsrc.hw;
 	t->hdr->backend_count = p->bsrc.hw;

@@ -63,7 +63,12 @@ struct fl_pub_idq {
 	__u32 cap;
 };
 
-/* The fields are private to publish.c except the two knobs marked so. */
+/* The MAC of an address on the neighbour interface, for what the config
+ * leaves to resolve (dataplane.next_hop.address, L2 DSR backends without a
+ * mac): 0 with mac set, or -ENOENT when not known (published as zero). */
+typedef int (*fl_pub_resolve_fn)(void *arg, __u8 family, const union fl_addr *addr, __u8 mac[6]);
+
+/* The fields are private to publish.c except the knobs marked so. */
 struct fl_publisher {
 	struct fl_shm *shm;
 	__u32 max_vips;
@@ -81,10 +86,13 @@ struct fl_publisher {
 	__u32 n_want_vips;
 	__u32 n_want_backends;
 	__u64 hash_seed;
+	__u8 next_hop_mac[6];			/* static or resolved; zero = unknown */
 	bool have_want;
 	/* knobs, set after init */
 	__u32 dead_after_ms;		/* a worker silent this long is not waited for */
 	bool rebuild_all;		/* never copy an unchanged ring from the active slot */
+	fl_pub_resolve_fn resolve;	/* NULL: whatever needs resolving stays zero */
+	void *resolve_arg;
 };
 
 /*
@@ -99,7 +107,9 @@ void fl_publisher_fini(struct fl_publisher *pub);
 
 /*
  * Sets the desired state: every VIP and backend of cfg, the hash seed of
- * cfg->global, and the statuses (n of them; NULL or 0 = all up, none
+ * cfg->global, the next hop's MAC (next_hop.mac, else next_hop.address
+ * through pub->resolve; into every slot header), L2 DSR backend MACs
+ * (their mac, else their address through pub->resolve), and the statuses (n of them; NULL or 0 = all up, none
  * drained). Copies what it needs: cfg and status may be freed afterwards.
  * Checks what the mapping can hold (VIP and backend ids, ring entries) and
  * that each status names a backend of cfg. Changes nothing in the tables.

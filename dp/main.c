@@ -161,6 +161,8 @@ static int map_conntrack(const struct fl_dp *dp, unsigned id, struct fl_lcore *l
 static void encap_ctx(const struct fl_dataplane_config *d, struct fl_encap_ctx *e)
 {
 	memset(e, 0, sizeof(*e));
+	/* next_hop.address: fulcrum-cp resolves it and publishes the MAC in
+	 * the tables, which win over this one (zero when not static) */
 	memcpy(e->next_hop_mac, d->next_hop_mac, 6);
 	e->tunnel_src_v4 = d->tunnel_source_v4;
 	e->tunnel_src_v6 = d->tunnel_source_v6;
@@ -212,11 +214,6 @@ static int setup(struct fl_dp *dp, char *err, size_t errlen)
 	if (d->mode != FL_DP_DPDK) {
 		snprintf(err, errlen, "dataplane.mode is \"xdp\": fulcrum-dp runs the \"dpdk\" mode");
 		return -EINVAL;
-	}
-	if (!d->has_next_hop_mac) {
-		snprintf(err, errlen, "dataplane.next_hop: fulcrum-dp needs a static mac "
-			 "(neighbour resolution is not implemented yet)");
-		return -ENOTSUP;
 	}
 	if (d->n_ports > FL_DP_MAX_PORTS) {
 		snprintf(err, errlen, "%u ports, fulcrum-dp drives at most %u", d->n_ports, FL_DP_MAX_PORTS);

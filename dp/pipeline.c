@@ -321,6 +321,18 @@ static inline void prefetch_stage2(const struct fl_worker *w, const struct burst
 			__builtin_prefetch(&b->way[k], 1, 3);
 }
 
+/* The next hop's MAC fulcrum-cp published (static or resolved), else the
+ * config's: a slot of a writer that knows none holds zero. */
+static inline void next_hop_of_burst(struct fl_worker *w, const __u8 *published)
+{
+	__u32 a;
+	__u16 b;
+
+	memcpy(&a, published, 4);
+	memcpy(&b, published + 4, 2);
+	memcpy(w->encap.next_hop_mac, (a | b) ? published : w->static_next_hop_mac, 6);
+}
+
 void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32 now)
 {
 	struct burst s;
@@ -331,6 +343,7 @@ void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32
 		n = FL_BURST_MAX;
 	s.t = fl_reader_begin(&w->reader);
 	seed = s.t->hdr->hash_seed;
+	next_hop_of_burst(w, s.t->hdr->next_hop_mac);
 	s.last_vip = NULL;
 	s.last_vip_id = 0;
 	s.backend_limit = s.t->hdr->backend_count;
@@ -391,6 +404,7 @@ int fl_worker_init(struct fl_worker *w, struct fl_shm *shm, unsigned id,
 	w->max_vips = shm->hdr->max_vips;
 	w->max_backends = shm->hdr->max_backends;
 	w->encap = *encap;
+	memcpy(w->static_next_hop_mac, encap->next_hop_mac, 6);
 
 	/* A table an earlier process formatted keeps its flows, whatever
 	 * ct_capacity says now; memory that holds no table of this layout

@@ -46,7 +46,8 @@ struct fl_worker {
 	struct fl_worker_counters *ctr;		/* in shared memory */
 	struct fl_vip_counters *vip_ctr;	/* [max_vips] */
 	struct fl_backend_counters *backend_ctr;	/* [max_backends] */
-	struct fl_encap_ctx encap;
+	struct fl_encap_ctx encap;		/* next_hop_mac: the tables', per burst */
+	__u8 static_next_hop_mac[6];		/* the config's, when the tables have none */
 	__u32 max_vips;
 	__u32 max_backends;
 	/* too-big answers: a token bucket, per second */

@@ -10,7 +10,9 @@
 # The tests set `set -euo pipefail` and FL_TEST (its name, for messages),
 # then call fl_setup before anything else. scripts/lab uses only the
 # topology helpers (fl_ns with FL_NS_PREFIX, fl_bridge, fl_join,
-# fl_offloads_off, fl_blind, fl_mac) and keeps its own state on disk.
+# fl_offloads_off, fl_blind, fl_mac, and for the XDP data plane
+# fl_xdp_peer_pass, fl_rps_pin, fl_bpffs_mount) and keeps its own state on
+# disk.
 
 fl_dir='' fl_dp_pid='' fl_http_log='' fl_pids=() fl_nss=()
 
@@ -83,6 +85,37 @@ fl_offloads_off() {
 fl_blind() {
 	ip netns exec "$1" tc qdisc add dev "$2" clsact
 	ip netns exec "$1" tc filter add dev "$2" ingress bpf da obj "$3" sec tc
+}
+
+# fl_xdp_peer_pass NS IFC BPF_OBJ: a native XDP_PASS program
+# (tests/dpdk/xdp_pass.bpf.c) on IFC, the peer of a veth whose XDP program
+# answers XDP_TX. XDP_TX on a veth hands the frame to the peer's NAPI ring,
+# which the peer has only with an XDP program of its own: on this machine's
+# kernel (6.18) GRO on the peer was not enough, the frames vanished.
+fl_xdp_peer_pass() {
+	ip -n "$1" link set dev "$2" xdpdrv obj "$3" sec xdp
+}
+
+# fl_rps_pin NS IFC [CPU_MASK]: every packet IFC receives is processed on
+# the CPUs of CPU_MASK (hex, default 1: CPU 0), by RPS on its queue rx-0.
+# The XDP balancer's conntrack is per CPU (per worker, assuming a NIC's RSS
+# keeps a flow on one CPU); a veth has no RSS, and the program runs on the
+# CPU that sent the frame. Pinning the client's bridge port to one CPU runs
+# the program for all its packets on that CPU: without it a flow whose
+# packets meet another CPU's empty conntrack is hashed again, and after a
+# table change goes to another backend (6 of 20 connections broke at a
+# SIGHUP in tests/dpdk/test_netns_xdp.sh).
+fl_rps_pin() {
+	ip netns exec "$1" sh -c "echo ${3:-1} >/sys/class/net/$2/queues/rx-0/rps_cpus"
+}
+
+# fl_bpffs_mount DIR: a bpffs at DIR (made) in the host's mount namespace,
+# unless one is there. `ip netns exec` gives each command a fresh /sys, so
+# the pins of fulcrum-cp's XDP maps outlive it only on a bpffs like this
+# one, passed as FULCRUM_BPFFS=DIR (see cp/xdp_mode.h). Unmount it after.
+fl_bpffs_mount() {
+	mkdir -p "$1"
+	[ "$(stat -f -c %T "$1" 2>/dev/null)" = bpf_fs ] || mount -t bpf bpf "$1"
 }
 
 # fl_mac NS IFC: prints the MAC of IFC.

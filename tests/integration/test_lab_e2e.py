@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-# fulcrum end to end in the lab (scripts/lab, DPDK data plane): the real
-# fulcrum-cp and fulcrum-dp with config/lab.conf (paths moved to a scratch
-# directory), nginx and echo backends in namespaces, real TCP from a client
-# namespace through the VIP.
+# fulcrum end to end in the lab (scripts/lab), on either data plane: the
+# real fulcrum-cp and fulcrum-dp with config/lab.conf (dpdk), or fulcrum-cp
+# alone driving the XDP balancer on the balancer's veth with
+# config/lab-xdp.conf (xdp); paths moved to a scratch directory, nginx and
+# echo backends in namespaces, real TCP from a client namespace through the
+# VIP.
+#
+# usage: test_lab_e2e.py [dpdk|xdp]     (default dpdk)
 #
 #   curl through the VIP; a 50 MB download with a matching sha256;
 #   3,000 connections: each backend's share within +-10% of its weight share;
 #   200 long-lived connections held while a backend is added, removed and
-#   drained, fulcrum-cp is killed and restarted, fulcrum-dp restarted: the
-#   broken ones counted per event (0 expected for backends that stayed up);
+#   drained, fulcrum-cp is killed and restarted, fulcrum-dp restarted (dpdk
+#   only: on xdp there is no fulcrum-dp, and the restarted fulcrum-cp must
+#   keep the attached program and its conntrack): the broken ones counted
+#   per event (0 expected for backends that stayed up);
 #   a backend killed: failover within fall x interval + 1 s;
 #   wrk for 5 s with no socket error.
 #
@@ -29,7 +35,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("FL_BUILD_DIR", os.path.join(ROOT, "build"))
 LAB = os.path.join(ROOT, "scripts", "lab")
 CLIENT = os.path.join(ROOT, "scripts", "lib", "lab_client.py")
-PREFIX = "fl-e2e"
+MODE = sys.argv[1] if len(sys.argv) > 1 else "dpdk"
+XDP = MODE == "xdp"
+PREFIX = "fl-e2x" if XDP else "fl-e2e"
 VIP = "10.98.100.1"
 HTTP, ECHO = 80, 9000
 WEIGHTS = {"be1": 100, "be2": 100, "be3": 200}
@@ -56,7 +64,8 @@ class Lab:
         os.chmod(self.dir, 0o755)
         self.env = dict(os.environ, FL_LAB_PREFIX=PREFIX, FL_LAB_DIR=self.dir,
                         FL_BUILD_DIR=BUILD, FL_LAB_CONFIG=os.path.join(self.dir, "lab.conf"))
-        with open(os.path.join(ROOT, "config", "lab.conf")) as f:
+        conf = "lab-xdp.conf" if XDP else "lab.conf"
+        with open(os.path.join(ROOT, "config", conf)) as f:
             self.base = f.read().replace("/run/fulcrum-lab", self.dir).replace(
                 '"--file-prefix", "fulcrum-lab"', '"--file-prefix", "fl-e2e"')
         self.write_config()
@@ -136,11 +145,17 @@ def check_held(holder, event, expect_broken=(), limit=10):
 
 
 def test(lab):
-    lab.run("up")
+    lab.run("up", "--xdp" if XDP else "--dpdk")
     lab.run("start", timeout=30)
     if not all_up(lab, WEIGHTS):
         raise RuntimeError("not every backend answers through the VIP:\n" + lab.log("cp.log"))
-    ok("lab up, fulcrum-cp and fulcrum-dp running, be1..be3 answer through the VIP")
+    if XDP:
+        m = re.search(r"xdp: attached to l0 \((\w+) mode\)", lab.log("cp.log"))
+        (ok if m and m.group(1) == "native" else fail)(
+            f"lab up, fulcrum-cp attached the XDP balancer to l0 in "
+            f"{m.group(1) if m else 'no'} mode, be1..be3 answer through the VIP")
+    else:
+        ok("lab up, fulcrum-cp and fulcrum-dp running, be1..be3 answer through the VIP")
 
     # curl through the VIP
     out = subprocess.run(lab.netns("curl", "-s", "--max-time", "3", f"http://{VIP}/"),
@@ -214,14 +229,27 @@ def test(lab):
         r2 = lab.client("spread", "100")
         (ok if r2["failed"] == 0 else fail)(
             f"fulcrum-cp killed: the data plane forwards on the last tables ({r2['counts']})")
+        pos = len(lab.log("cp.log"))
+        t = time.monotonic()
         lab.run("cp-start")
+        if XDP:
+            # a restart keeps the attached program and reuses the pinned maps
+            # (conntrack, tables): no flow may move
+            after = lab.log("cp.log")[pos:]
+            kept = "xdp: kept the balancer attached to l0" in after
+            m = re.search(r"(\d+) reused from pins", after)
+            (ok if kept and m and int(m.group(1)) > 0 else fail)(
+                f"fulcrum-cp restarted in {time.monotonic() - t:.1f} s: "
+                f"{'kept' if kept else 'did NOT keep'} the XDP balancer on l0, "
+                f"{m.group(1) if m else 0} maps reused from pins")
         check_held(holder, "fulcrum-cp kill -9 + start")
 
-        t = time.monotonic()
-        lab.run("dp-stop")
-        lab.run("dp-start", timeout=30)
-        ok(f"fulcrum-dp SIGTERM + start in {time.monotonic() - t:.1f} s")
-        check_held(holder, "fulcrum-dp SIGTERM + start", limit=15)
+        if not XDP:
+            t = time.monotonic()
+            lab.run("dp-stop")
+            lab.run("dp-start", timeout=30)
+            ok(f"fulcrum-dp SIGTERM + start in {time.monotonic() - t:.1f} s")
+            check_held(holder, "fulcrum-dp SIGTERM + start", limit=15)
 
         # a backend killed: its connections break, the others stay;
         # failover measured from the client: the last failed new connection
@@ -275,10 +303,13 @@ def test(lab):
 
 
 def main():
+    if MODE not in ("dpdk", "xdp"):
+        print(f"usage: {sys.argv[0]} [dpdk|xdp]")
+        return 2
     if os.geteuid() != 0:
         print("SKIP: needs root")
         return 77
-    for tool in ("nginx", "wrk", "curl"):
+    for tool in ("nginx", "wrk", "curl") + (("bpftool",) if XDP else ()):
         if not shutil.which(tool):
             print(f"FAIL: no {tool} (scripts/setup installs it)")
             return 1
@@ -288,12 +319,12 @@ def main():
         test(lab)
     except Exception as e:  # noqa: BLE001 - any error is a failed test with its reason
         fail(f"{type(e).__name__}: {e}")
-        for name in ("cp.log", "dp.log"):
+        for name in ("cp.log",) + (() if XDP else ("dp.log",)):
             print(f"--- {name} (end)\n" + "\n".join(lab.log(name).splitlines()[-15:]))
     finally:
         lab.run("down", check=False)
         shutil.rmtree(lab.dir, ignore_errors=True)
-    print(f"{'FAIL' if failures else 'ok'} lab_e2e: {len(failures)} failures in "
+    print(f"{'FAIL' if failures else 'ok'} lab_e2e ({MODE}): {len(failures)} failures in "
           f"{time.monotonic() - t:.0f} s")
     return 1 if failures else 0
 

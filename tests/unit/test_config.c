@@ -154,6 +154,23 @@ static void test_defaults(void)
 	CHECK(dp->n_workers == 2 && dp->worker_cores[0] == 2 && dp->worker_cores[1] == 3, "lcores");
 	CHECK(dp->n_eal_args == 0 && dp->eal_args == NULL && cfg.n_vips == 0, "empty");
 	CHECK(dp->has_next_hop_address && dp->next_hop_family == FL_AF_INET, "next hop");
+	/* an address to resolve: on the only port's TAP unless given */
+	CHECK(strcmp(dp->neighbour_interface, "fl-p0") == 0, "neighbour interface %s",
+	      dp->neighbour_interface);
+	fl_config_free(&cfg);
+	REQUIRE(loads("dataplane: { mode = \"dpdk\"; next_hop: { address = \"10.0.0.1\"; };\n"
+		      "  neighbour_interface = \"eth7\";\n"
+		      "  dpdk: { ports = ( { device = \"net_null0\"; }, { device = \"net_null1\"; } );\n"
+		      "          workers = [ 2 ]; }; };\n", &cfg), "neighbour interface given");
+	CHECK(strcmp(cfg.dataplane.neighbour_interface, "eth7") == 0, "given %s",
+	      cfg.dataplane.neighbour_interface);
+	fl_config_free(&cfg);
+	/* nothing to resolve: none */
+	REQUIRE(loads("dataplane: { mode = \"dpdk\"; next_hop: { mac = \"02:00:00:00:00:01\"; };\n"
+		      "  dpdk: { ports = ( { device = \"net_null0\"; } ); workers = [ 2 ]; }; };\n",
+		      &cfg), "static next hop");
+	CHECK(cfg.dataplane.neighbour_interface[0] == 0, "none needed, got %s",
+	      cfg.dataplane.neighbour_interface);
 	fl_config_free(&cfg);
 }
 
@@ -607,6 +624,16 @@ static void test_bad_address(void)
 		    "t.conf:2: dataplane.next_hop: give mac or address, not both");
 	CHECK_FAILS("dataplane: { mode = \"dpdk\"; };\n",
 		    "t.conf:1: dataplane.next_hop: dpdk mode needs a mac or an address");
+	/* an address to resolve and two ports to choose from */
+	CHECK_FAILS("dataplane: { mode = \"dpdk\"; next_hop: { address = \"10.0.0.1\"; };\n"
+		    "  dpdk: { ports = ( { device = \"net_null0\"; }, { device = \"net_null1\"; } );\n"
+		    "          workers = [ 2 ]; }; };\n",
+		    "t.conf:1: dataplane.neighbour_interface: needed to resolve next_hop.address or "
+		    "an l2dsr backend without mac, and there is not exactly one port to take it from");
+	CHECK_FAILS("dataplane: { mode = \"dpdk\"; next_hop: { address = \"10.0.0.1\"; };\n"
+		    "  neighbour_interface = \"a-name-longer-than-ifnamsiz\";\n"
+		    "  dpdk: { ports = ( { device = \"net_null0\"; } ); workers = [ 2 ]; }; };\n",
+		    "t.conf:2: dataplane.neighbour_interface: must be shorter than 16 bytes");
 	/* the parsers themselves */
 	CHECK(fl_addr_parse("10.1.2.3", &a, &family) == 0 && family == FL_AF_INET &&
 	      a.v4 == htonl(0x0a010203) && a.v6[1] == 0 && a.v6[2] == 0 && a.v6[3] == 0, "v4");
