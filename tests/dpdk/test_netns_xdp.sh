@@ -68,17 +68,10 @@ fl_join $ns_rt r0 $ns_br br0 10.99.0.254/24
 fl_join $ns_rt r1 $ns_br br1 10.99.1.254/24
 # the client's TCP checksums must be whole: XDP forwards the frame as is
 fl_offloads_off $ns_cli c0
-# Conntrack is per CPU (DESIGN.md: per worker), which assumes a NIC's RSS
-# keeps each flow on one CPU. A veth has no RSS: a flow's packets meet the
-# program on whichever CPU ran the sender, the CPU without the record picks
-# by Maglev again, and after a table change that is another backend (6 of
-# 20 connections broke at the SIGHUP without this). RPS on the client's
-# bridge port sends all the client's packets through CPU 0, so l0's NAPI,
-# scheduled only from there, runs the program on CPU 0: one queue's affinity.
-ip netns exec $ns_br sh -c "echo 1 >/sys/class/net/p-c0/queues/rx-0/rps_cpus" ||
-	fail "RPS on p-c0"
-# the peer of the XDP interface needs NAPI for XDP_TX (see above)
-ip -n $ns_br link set dev p-l0 xdpdrv obj "$pass_bpf" sec xdp || fail "XDP_PASS on p-l0"
+# per-CPU conntrack on a veth without RSS, and XDP_TX on veth: see
+# fl_rps_pin and fl_xdp_peer_pass in scripts/lib/netns.sh
+fl_rps_pin $ns_br p-c0 || fail "RPS on p-c0"
+fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
 ip -n $ns_cli route add $vip/32 via 10.99.0.1
 for i in 1 2 3; do
 	ns=fl$$-be$i
@@ -154,8 +147,7 @@ round() {
 broken_of() { awk '{ print $2 }' <<<"$1"; }
 
 bpffs=$fl_dir/bpffs
-mkdir -p "$bpffs"
-mount -t bpf bpf "$bpffs" || fail "mount bpffs at $bpffs"
+fl_bpffs_mount "$bpffs" || fail "mount bpffs at $bpffs"
 cp_start FULCRUM_BPFFS="$bpffs"
 ip -n $ns_lb link show l0 | grep -q 'xdp ' || ip -n $ns_lb link show l0 | grep -q 'prog/xdp' ||
 	fail "no XDP program on l0: $(ip -n $ns_lb link show l0)"
