@@ -415,33 +415,42 @@ int fl_xdp_prog_fd(const struct fl_xdp *x)
 	return x && x->skel ? bpf_program__fd(x->skel->progs.balancer) : -EINVAL;
 }
 
-int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out)
+int fl_xdp_counters_sum(const struct fl_xdp *x, enum fl_xdp_counter_set set, __u32 id,
+			void *out, size_t size)
 {
 	int ncpu = libbpf_num_possible_cpus();
-	struct fl_worker_counters *per;
-	__u32 zero = 0;
+	const struct bpf_map *map;
+	__u64 *dst = out;
+	__u64 *per;
 	int rc = 0;
 
-	if (!x || !x->skel || ncpu <= 0)
+	if (!x || !x->skel || ncpu <= 0 || size % sizeof(__u64))
 		return -EINVAL;
-	per = calloc((size_t)ncpu, sizeof(*per));
+	map = set == FL_XDP_COUNTERS_VIP ? x->skel->maps.vip_counters :
+	      set == FL_XDP_COUNTERS_BACKEND ? x->skel->maps.backend_counters :
+	      x->skel->maps.counters;
+	if (bpf_map__value_size(map) != size)
+		return -EINVAL;
+	/* a per-CPU lookup fills one value per possible CPU */
+	per = calloc((size_t)ncpu, size);
 	if (!per)
 		return -ENOMEM;
-	if (bpf_map_lookup_elem(bpf_map__fd(x->skel->maps.counters), &zero, per) != 0) {
+	if (bpf_map_lookup_elem(bpf_map__fd(map), &id, per) != 0) {
 		rc = -errno;
 		goto cleanup;
 	}
-	memset(out, 0, sizeof(*out));
-	for (int c = 0; c < ncpu; c++) {
-		const __u64 *src = (const __u64 *)&per[c];
-		__u64 *dst = (__u64 *)out;
-
-		for (size_t i = 0; i < sizeof(*out) / sizeof(__u64); i++)
-			dst[i] += src[i];
-	}
+	memset(out, 0, size);
+	for (int c = 0; c < ncpu; c++)
+		for (size_t i = 0; i < size / sizeof(__u64); i++)
+			dst[i] += per[(size_t)c * (size / sizeof(__u64)) + i];
 cleanup:
 	free(per);
 	return rc;
+}
+
+int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out)
+{
+	return fl_xdp_counters_sum(x, FL_XDP_COUNTERS_WORKER, 0, out, sizeof(*out));
 }
 
 void fl_xdp_close(struct fl_xdp *x)

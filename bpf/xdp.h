@@ -193,7 +193,20 @@ void fl_xdp_detach(struct fl_xdp *x);
 /* The program's fd, for bpf_prog_test_run. */
 int fl_xdp_prog_fd(const struct fl_xdp *x);
 
-/* Sums the per-CPU worker counters into *out. 0 or -errno. */
+/* The program's per-CPU counter maps, by the data plane's layouts. */
+enum fl_xdp_counter_set {
+	FL_XDP_COUNTERS_WORKER,		/* struct fl_worker_counters, id 0 */
+	FL_XDP_COUNTERS_VIP,		/* struct fl_vip_counters, by vip id */
+	FL_XDP_COUNTERS_BACKEND,	/* struct fl_backend_counters, by backend id */
+};
+
+/* Element id of a counter map, every CPU's copy summed into out (size
+ * bytes, the set's struct). 0, or -errno (-ENOENT past the map's end,
+ * -EINVAL when size is not the set's). */
+int fl_xdp_counters_sum(const struct fl_xdp *x, enum fl_xdp_counter_set set, __u32 id,
+			void *out, size_t size);
+
+/* The worker counters (FL_XDP_COUNTERS_WORKER) summed into *out. */
 int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
 
 /* Detaches, unmaps and destroys; safe on a closed or zeroed *x. */

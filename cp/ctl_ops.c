@@ -20,6 +20,7 @@
 #include "ctl.h"
 #include "maglev.h"
 #include "metrics.h"
+#include "xdp_mode.h"
 
 #ifndef FL_VERSION
 #define FL_VERSION "unknown"
@@ -747,7 +748,7 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	struct json_object *vs = json_object_new_array();
 
 	(void)req, (void)err, (void)errlen;
-	fl_stats_sum(&cp->shm, &sum);
+	fl_stats_sum(cp, &sum);
 	add_u64(ans, "time_ns", fl_mono_ns());
 	add_u64(ans, "generation", __atomic_load_n(&cp->shm.hdr->published, __ATOMIC_ACQUIRE) >> 1);
 	for (size_t i = 0; i < sizeof(fl_counter_fields) / sizeof(fl_counter_fields[0]); i++)
@@ -765,7 +766,7 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 		char text[FL_ADDR_STRLEN + 16];
 
 		if (id != FL_BACKEND_NONE)
-			fl_stats_sum_vip(&cp->shm, id, &vc);
+			fl_stats_sum_vip(cp, id, &vc);
 		vip_text(v, text, sizeof(text));
 		add_str(o, "vip", text);
 		add_u64(o, "packets", vc.packets);
@@ -780,7 +781,7 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 			char ep[FL_ADDR_STRLEN + 8];
 
 			if (bid != FL_BACKEND_NONE)
-				fl_stats_sum_backend(&cp->shm, bid, &k);
+				fl_stats_sum_backend(cp, bid, &k);
 			fl_endpoint_format(&bc->key.addr, bc->key.family,
 					bc->key.port ? ntohs(bc->key.port) : v->port, ep, sizeof(ep));
 			add_str(b, "backend", ep);
@@ -803,6 +804,13 @@ static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_o
 
 	(void)req, (void)err, (void)errlen;
 	add_u64(ans, "capacity", cp->cfg.dataplane.conntrack.capacity);
+	/* the XDP program keeps conntrack in a per-CPU LRU map, which
+	 * evicts without telling: there are no per-worker figures to give */
+	add_str(ans, "dataplane", fl_cp_xdp_program(cp) ? "xdp" : "dpdk");
+	if (fl_cp_xdp_program(cp)) {
+		json_object_put(a);
+		return 0;
+	}
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
 		const struct fl_worker_counters *k = fl_shm_worker_counters(&cp->shm, w);
 		const struct fl_worker_state *s = &cp->shm.workers[w];

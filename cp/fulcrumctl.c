@@ -329,6 +329,11 @@ static void show_conntrack(struct json_object *ans)
 {
 	struct json_object *ws = a_of(ans, "workers");
 
+	if (strcmp(s_of(ans, "dataplane"), "xdp") == 0) {
+		printf("capacity per CPU: %lld (XDP: a per-CPU LRU map; occupancy and evictions "
+		       "are not tracked)\n", i_of(ans, "capacity"));
+		return;
+	}
 	printf("capacity per worker: %lld\n", i_of(ans, "capacity"));
 	printf("%6s %-6s %8s %10s %10s %10s %12s\n", "WORKER", "ACTIVE", "PID", "OCCUPANCY", "EVICTIONS",
 	       "EXPIRED", "HEARTBEAT_MS");

@@ -13,6 +13,8 @@
 
 #include "addr.h"
 #include "metrics.h"
+#include "xdp.h"
+#include "xdp_mode.h"
 
 #define NS_PER_MS 1000000ull
 #define REQ_MAX 8192u
@@ -26,39 +28,59 @@ static __u64 load(const __u64 *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-void fl_stats_sum(const struct fl_shm *shm, struct fl_worker_counters *sum)
+/* In xdp mode the program's per-CPU maps hold the counters (fulcrum-dp's
+ * blocks in the shared memory stay zero); a failed map read gives zeros,
+ * like a counter block nobody wrote. */
+void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum)
 {
+	const struct fl_xdp *x = fl_cp_xdp_program(cp);
 	__u64 *out = (__u64 *)sum;
 	size_t n = sizeof(*sum) / sizeof(__u64);
 
 	memset(sum, 0, sizeof(*sum));
-	for (unsigned w = 0; w < shm->hdr->max_workers; w++) {
-		const __u64 *in = (const __u64 *)fl_shm_worker_counters(shm, w);
+	if (x) {
+		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_WORKER, 0, sum, sizeof(*sum));
+		return;
+	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
+		const __u64 *in = (const __u64 *)fl_shm_worker_counters(&cp->shm, w);
 		for (size_t i = 0; i < n; i++)
 			out[i] += load(&in[i]);
 	}
 }
 
-void fl_stats_sum_vip(const struct fl_shm *shm, __u32 vip_id, struct fl_vip_counters *sum)
+void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum)
 {
+	const struct fl_xdp *x = fl_cp_xdp_program(cp);
+
 	memset(sum, 0, sizeof(*sum));
-	if (vip_id >= shm->hdr->max_vips)
+	if (vip_id >= cp->shm.hdr->max_vips)
 		return;
-	for (unsigned w = 0; w < shm->hdr->max_workers; w++) {
-		const struct fl_vip_counters *c = fl_shm_vip_counters(shm, w) + vip_id;
+	if (x) {
+		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_VIP, vip_id, sum, sizeof(*sum));
+		return;
+	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
+		const struct fl_vip_counters *c = fl_shm_vip_counters(&cp->shm, w) + vip_id;
 		sum->packets += load(&c->packets);
 		sum->bytes += load(&c->bytes);
 		sum->new_flows += load(&c->new_flows);
 	}
 }
 
-void fl_stats_sum_backend(const struct fl_shm *shm, __u32 id, struct fl_backend_counters *sum)
+void fl_stats_sum_backend(const struct fl_cp *cp, __u32 id, struct fl_backend_counters *sum)
 {
+	const struct fl_xdp *x = fl_cp_xdp_program(cp);
+
 	memset(sum, 0, sizeof(*sum));
-	if (id >= shm->hdr->max_backends)
+	if (id >= cp->shm.hdr->max_backends)
 		return;
-	for (unsigned w = 0; w < shm->hdr->max_workers; w++) {
-		const struct fl_backend_counters *c = fl_shm_backend_counters(shm, w) + id;
+	if (x) {
+		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_BACKEND, id, sum, sizeof(*sum));
+		return;
+	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
+		const struct fl_backend_counters *c = fl_shm_backend_counters(&cp->shm, w) + id;
 		sum->packets += load(&c->packets);
 		sum->bytes += load(&c->bytes);
 	}
@@ -163,7 +185,7 @@ static void render_dp(struct fl_cp *cp, struct buf *b)
 	struct fl_worker_counters sum;
 	char name[96];
 
-	fl_stats_sum(&cp->shm, &sum);
+	fl_stats_sum(cp, &sum);
 	for (size_t i = 0; i < sizeof(fl_counter_fields) / sizeof(fl_counter_fields[0]); i++) {
 		const struct fl_counter_field *f = &fl_counter_fields[i];
 		bool gauge = strcmp(f->name, "ct_occupancy") == 0;
@@ -176,6 +198,12 @@ static void render_dp(struct fl_cp *cp, struct buf *b)
 	for (unsigned r = 0; r < FL_DROP__MAX; r++)
 		put(b, "fulcrum_drops_total{reason=\"%s\"} %llu\n", fl_drop_names[r],
 		    (unsigned long long)sum.drops[r]);
+	head(b, "fulcrum_conntrack_capacity", "gauge", "conntrack records per worker");
+	put(b, "fulcrum_conntrack_capacity %u\n", cp->cfg.dataplane.conntrack.capacity);
+	/* the XDP program's conntrack is a per-CPU LRU map, which evicts
+	 * without telling: only fulcrum-dp has per-worker figures */
+	if (fl_cp_xdp_program(cp))
+		return;
 	head(b, "fulcrum_conntrack_occupancy", "gauge", "conntrack records in use, per worker");
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++)
 		put(b, "fulcrum_conntrack_occupancy{worker=\"%u\"} %llu\n", w,
@@ -184,8 +212,6 @@ static void render_dp(struct fl_cp *cp, struct buf *b)
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++)
 		put(b, "fulcrum_conntrack_evictions_total{worker=\"%u\"} %llu\n", w,
 		    (unsigned long long)load(&fl_shm_worker_counters(&cp->shm, w)->ct_evictions));
-	head(b, "fulcrum_conntrack_capacity", "gauge", "conntrack records per worker");
-	put(b, "fulcrum_conntrack_capacity %u\n", cp->cfg.dataplane.conntrack.capacity);
 }
 
 static void render_vips(struct fl_cp *cp, struct buf *b)
@@ -202,7 +228,7 @@ static void render_vips(struct fl_cp *cp, struct buf *b)
 			struct fl_vip_counters c = { 0 };
 			__u32 id = fl_stats_vip_id(cp, v);
 			if (id != FL_BACKEND_NONE)
-				fl_stats_sum_vip(&cp->shm, id, &c);
+				fl_stats_sum_vip(cp, id, &c);
 			vip_label(v, l, sizeof(l));
 			put(b, "fulcrum_vip_%s_total{%s} %llu\n", vip_series[s], l, (unsigned long long)
 			    (s == 0 ? c.packets : s == 1 ? c.bytes : c.new_flows));
@@ -226,7 +252,7 @@ static void render_vips(struct fl_cp *cp, struct buf *b)
 				backend_label(v, bc, l, sizeof(l));
 				if (s < 2) {
 					if (id != FL_BACKEND_NONE)
-						fl_stats_sum_backend(&cp->shm, id, &c);
+						fl_stats_sum_backend(cp, id, &c);
 					put(b, "%s{%s} %llu\n", names[s], l,
 					    (unsigned long long)(s == 0 ? c.packets : c.bytes));
 				} else if (s == 2) {

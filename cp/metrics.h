@@ -3,7 +3,8 @@
  * What fulcrum-cp reads back from the data plane, for the control socket's
  * stats and for the Prometheus exposition: counters summed over every worker
  * slot of the shared memory (each worker owns its block; a reader sums
- * relaxed loads, so a sum is a moment's view, never torn per counter).
+ * relaxed loads, so a sum is a moment's view, never torn per counter), or in
+ * xdp mode over every CPU's copy of the program's per-CPU counter maps.
  *
  * Metrics: when global.metrics_listen is set, an HTTP/1.0 endpoint answers
  * GET /metrics with the text exposition format (version 0.0.4); any other
@@ -22,10 +23,11 @@
 
 struct fl_metrics;
 
-/* Every worker's counters summed: scalars and drops. */
-void fl_stats_sum(const struct fl_shm *shm, struct fl_worker_counters *sum);
-void fl_stats_sum_vip(const struct fl_shm *shm, __u32 vip_id, struct fl_vip_counters *sum);
-void fl_stats_sum_backend(const struct fl_shm *shm, __u32 backend_id, struct fl_backend_counters *sum);
+/* Every worker's counters summed: scalars and drops; in xdp mode every
+ * CPU's copy in the program's maps instead. */
+void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum);
+void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum);
+void fl_stats_sum_backend(const struct fl_cp *cp, __u32 backend_id, struct fl_backend_counters *sum);
 
 /* The vip id a configured VIP has in the published tables, or FL_BACKEND_NONE. */
 __u32 fl_stats_vip_id(const struct fl_cp *cp, const struct fl_vip_config *v);

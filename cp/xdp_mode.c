@@ -409,6 +409,11 @@ int fl_cp_xdp_publish(struct fl_cp *cp, char *err, size_t errlen)
 	return fl_xdp_publish(&cp->xdp->x, fl_writer_active(&cp->shm), err, errlen);
 }
 
+const struct fl_xdp *fl_cp_xdp_program(const struct fl_cp *cp)
+{
+	return cp->xdp ? &cp->xdp->x : NULL;
+}
+
 void fl_cp_xdp_fini(struct fl_cp *cp)
 {
 	struct fl_cp_xdp *st = cp->xdp;

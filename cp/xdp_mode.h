@@ -41,6 +41,7 @@
 #include "config.h"
 
 struct fl_cp;
+struct fl_xdp;
 
 /* In xdp mode: checks the next hop, prepares the pin directory, loads the
  * program with cfg's knobs, keeping pinned or attached maps. Attaches
@@ -54,6 +55,9 @@ int fl_cp_xdp_attach(struct fl_cp *cp, char *err, size_t errlen);
 /* After a successful shared-memory publish: the maps take the newly
  * active slot. 0, or -errno with a message (nothing switched). */
 int fl_cp_xdp_publish(struct fl_cp *cp, char *err, size_t errlen);
+
+/* The loaded program, for reading its counter maps; NULL in dpdk mode. */
+const struct fl_xdp *fl_cp_xdp_program(const struct fl_cp *cp);
 
 /* Detaches only with xdp.detach_on_exit; frees cp->xdp. */
 void fl_cp_xdp_fini(struct fl_cp *cp);

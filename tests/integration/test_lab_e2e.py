@@ -186,6 +186,20 @@ def test(lab):
     (ok if good else fail)(f"{n} connections in {took:.1f} s, {r['failed']} failed: "
                            + "; ".join(parts) + " (limit +-10% of the weight share)")
 
+    # fulcrumctl stats counts them: the data plane's own counters (the XDP
+    # program's per-CPU maps, or fulcrum-dp's shared memory)
+    stats = json.loads(subprocess.run(
+        [os.path.join(BUILD, "cp", "fulcrumctl"), "-c", lab.env["FL_LAB_CONFIG"], "--json",
+         "stats"], capture_output=True, text=True, timeout=10, check=True).stdout)
+    vip = next(v for v in stats["vips"] if v["vip"].startswith(f"{VIP}:{HTTP}"))
+    per_be = {b["backend"]: b["packets"] for b in vip["backends"]}
+    good = vip["new_flows"] >= n and all(per_be.get(f"{BE_ADDR[b]}:{HTTP}", 0) > 0
+                                         for b in WEIGHTS)
+    (ok if good else fail)(
+        f"fulcrumctl stats after them: VIP {VIP}:{HTTP} {vip['packets']} packets, "
+        f"{vip['new_flows']} new flows (at least {n}); backend packets {per_be}; "
+        f"rx {stats['counters'].get('rx_packets')}")
+
     # 200 long-lived connections through every kind of change
     holder = subprocess.Popen(lab.netns("/usr/bin/python3", CLIENT, "hold", "200"),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
