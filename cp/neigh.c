@@ -128,6 +128,12 @@ static int apply(struct fl_neigh *nb, const struct nlmsghdr *nh)
 	if (!usable) {
 		if (!e)
 			return 0;
+		if (e->wanted) {
+			/* the MAC stays in use while the kernel resolves again */
+			e->state = nh->nlmsg_type == RTM_DELNEIGH ? NUD_NONE : nd->ndm_state;
+			e->mark = nb->dump_mark;
+			return 0;
+		}
 		remove_at(nb, (size_t)(e - nb->v));
 		return 1;
 	}
@@ -157,17 +163,24 @@ static int apply(struct fl_neigh *nb, const struct nlmsghdr *nh)
 	return 1;
 }
 
-/* End of a dump: what it did not name is gone (missed during an overrun). */
+/* End of a dump: what it did not name is gone (missed during an overrun),
+ * but a wanted MAC stays, as after an RTM_DELNEIGH. */
 static int sweep(struct fl_neigh *nb)
 {
 	int changes = 0;
 
 	for (size_t i = 0; i < nb->n;) {
-		if (nb->v[i].mark != nb->dump_mark) {
+		struct fl_neigh_entry *e = &nb->v[i];
+
+		if (e->mark == nb->dump_mark) {
+			i++;
+		} else if (e->wanted) {
+			e->state = NUD_NONE;
+			e->mark = nb->dump_mark;
+			i++;
+		} else {
 			remove_at(nb, i);
 			changes++;
-		} else {
-			i++;
 		}
 	}
 	return changes;
@@ -248,13 +261,14 @@ int fl_neigh_read(struct fl_neigh *nb)
 	return changes;
 }
 
-int fl_neigh_lookup(const struct fl_neigh *nb, int ifindex, __u8 family,
+int fl_neigh_lookup(struct fl_neigh *nb, int ifindex, __u8 family,
 		    const union fl_addr *addr, __u8 mac[6], __u16 *state)
 {
-	const struct fl_neigh_entry *e = find(nb, ifindex, family, addr);
+	struct fl_neigh_entry *e = find(nb, ifindex, family, addr);
 
 	if (!e)
 		return -ENOENT;
+	e->wanted = true;
 	memcpy(mac, e->mac, 6);
 	if (state)
 		*state = e->state;

@@ -5,8 +5,14 @@
  * DSR backends without a mac. One NETLINK_ROUTE socket, non-blocking, for
  * the loop: an RTM_GETNEIGH dump at open, then the RTM_NEWNEIGH/DELNEIGH
  * notifications of the neighbour groups. Only entries whose MAC can be used
- * are kept: NUD_REACHABLE, STALE, DELAY, PROBE, PERMANENT (and NOARP with a
- * MAC); an entry that goes INCOMPLETE, FAILED or away is dropped.
+ * are taken: NUD_REACHABLE, STALE, DELAY, PROBE, PERMANENT (and NOARP with a
+ * MAC). An entry that goes INCOMPLETE, FAILED or away is dropped, unless it
+ * was looked up (a MAC the tables use): then its last MAC stays, with the
+ * new state (NUD_NONE when deleted), until the kernel names another. The
+ * kernel deletes unused entries on its own (the data plane's traffic is
+ * invisible to it) and a re-resolution passes through INCOMPLETE: the
+ * tables keep forwarding meanwhile instead of dropping as no next hop. A
+ * host that is really gone is the health checks' business.
  *
  * Resolving an address the kernel does not know: fl_neigh_solicit sends an
  * RTM_NEWNEIGH with NTF_USE (iproute2's `ip neigh replace ADDR dev IF use`),
@@ -32,6 +38,7 @@ struct fl_neigh_entry {
 	__u8 family;			/* FL_AF_INET or FL_AF_INET6 */
 	__u8 mac[6];
 	__u32 mark;			/* dump generation that last saw it */
+	bool wanted;			/* looked up: kept when no longer usable */
 };
 
 struct fl_neigh {
@@ -65,9 +72,9 @@ int fl_neigh_read(struct fl_neigh *nb);
  * fl_neigh_read's parser, apart for tests. Returns the changes as above. */
 int fl_neigh_parse(struct fl_neigh *nb, const void *buf, size_t len);
 
-/* The MAC of (ifindex, address) when usable: 0, or -ENOENT. state may be
- * NULL. */
-int fl_neigh_lookup(const struct fl_neigh *nb, int ifindex, __u8 family,
+/* The MAC of (ifindex, address), usable now or last known (see state,
+ * which may be NULL): 0, or -ENOENT. Marks the entry wanted. */
+int fl_neigh_lookup(struct fl_neigh *nb, int ifindex, __u8 family,
 		    const union fl_addr *addr, __u8 mac[6], __u16 *state);
 
 /* Asks the kernel to resolve (or re-confirm) address on ifindex; the result

@@ -69,24 +69,38 @@ static void mac_of(const char *text, __u8 mac[6])
 		mac[i] = (__u8)m[i];
 }
 
-/* Reads notifications until (ifindex, text) has a usable MAC (want_present)
- * or has none, for at most ms. Returns whether it got there. */
-static bool wait_for(struct fl_neigh *nb, int ifindex, const char *text, bool want_present,
+#define USABLE (NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_PERMANENT)
+
+/* Reads notifications until (ifindex, text) has want_mac (NULL: no entry)
+ * in a usable state (want_usable) or not, for at most ms. Looking it up
+ * marks it wanted. Returns whether it got there. */
+static bool wait_for(struct fl_neigh *nb, int ifindex, const char *text, bool want_usable,
 		     const __u8 *want_mac, int ms)
 {
 	__u8 family, mac[6];
+	__u16 state = 0;
 	union fl_addr a = addr_of(text, &family);
 
 	for (int t = 0; t <= ms; t += 10) {
 		int rc = fl_neigh_read(nb);
 		if (rc < 0)
 			return false;
-		bool present = fl_neigh_lookup(nb, ifindex, family, &a, mac, NULL) == 0;
-		if (present == want_present && (!present || !want_mac || !memcmp(mac, want_mac, 6)))
+		bool present = fl_neigh_lookup(nb, ifindex, family, &a, mac, &state) == 0;
+		if (!want_mac ? !present :
+		    present && !memcmp(mac, want_mac, 6) && !!(state & USABLE) == want_usable)
 			return true;
 		usleep(10000);
 	}
 	return false;
+}
+
+/* Reads notifications for ms, without looking anything up. */
+static void drain_for(struct fl_neigh *nb, int ms)
+{
+	for (int t = 0; t <= ms; t += 10) {
+		fl_neigh_read(nb);
+		usleep(10000);
+	}
 }
 
 static void static_entries(void)
@@ -124,13 +138,25 @@ static void static_entries(void)
 	REQUIRE(sh("ip neigh replace 10.77.0.5 lladdr 02:00:00:00:77:99 dev fa nud permanent") == 0,
 		"replace");
 	CHECK(wait_for(&nb, ifi, "10.77.0.5", true, m5b, 2000), "changed MAC");
+	/* a MAC in use (looked up) outlives its kernel entry, and the next
+	 * one the kernel learns replaces it */
 	REQUIRE(sh("ip neigh del 10.77.0.6 dev fa") == 0, "del");
-	CHECK(wait_for(&nb, ifi, "10.77.0.6", false, NULL, 2000), "deleted entry still there");
-
-	/* an entry that has no usable MAC any more is dropped */
+	CHECK(wait_for(&nb, ifi, "10.77.0.6", false, m6, 2000), "deleted entry: last MAC not kept");
 	REQUIRE(sh("ip -6 neigh change fd00::6 dev fa nud failed 2>/dev/null || "
 		   "ip -6 neigh del fd00::6 dev fa") == 0, "fail");
-	CHECK(wait_for(&nb, ifi, "fd00::6", false, NULL, 2000), "failed entry still there");
+	CHECK(wait_for(&nb, ifi, "fd00::6", false, m6v6, 2000), "failed entry: last MAC not kept");
+	REQUIRE(sh("ip neigh add 10.77.0.6 lladdr 02:00:00:00:77:99 dev fa nud reachable") == 0,
+		"add again");
+	CHECK(wait_for(&nb, ifi, "10.77.0.6", true, m5b, 2000), "a new MAC after the loss");
+
+	/* an entry nobody looked up is dropped with its kernel entry */
+	size_t before = nb.n;
+	REQUIRE(sh("ip neigh add 10.77.0.7 lladdr 02:00:00:00:77:07 dev fa nud stale") == 0, "add .7");
+	drain_for(&nb, 200);
+	CHECK(nb.n == before + 1, "10.77.0.7 not taken: %zu entries, %zu before", nb.n, before);
+	REQUIRE(sh("ip neigh del 10.77.0.7 dev fa") == 0, "del .7");
+	drain_for(&nb, 200);
+	CHECK(nb.n == before, "10.77.0.7 kept: %zu entries, %zu before", nb.n, before);
 
 	/* a socket opened now learns the table from its dump */
 	REQUIRE(fl_neigh_open(&late, err, sizeof(err)) == 0, "open: %s", err);
@@ -184,7 +210,9 @@ static void dynamic_arp(void)
 	/* nobody answers for .9: never usable */
 	a = addr_of("10.78.0.9", &family);
 	CHECK(fl_neigh_solicit(&nb, ifi, family, &a) == 0, "solicit .9");
-	CHECK(!wait_for(&nb, ifi, "10.78.0.9", true, NULL, 500), "a MAC for a silent address");
+	drain_for(&nb, 500);
+	CHECK(fl_neigh_lookup(&nb, ifi, family, &a, want, NULL) == -ENOENT,
+	      "a MAC for a silent address");
 	CHECK(fl_neigh_solicit(&nb, 0, family, &a) == -ENODEV, "ifindex 0");
 	fl_neigh_close(&nb);
 out:
