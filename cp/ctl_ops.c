@@ -297,7 +297,7 @@ static struct json_object *backend_json(struct fl_cp *cp, const struct fl_vip_co
 	add_str(o, "address", fl_addr_format(&bc->key.addr, bc->key.family, addr, sizeof(addr)));
 	add_u64(o, "port", port);
 	add_u64(o, "weight", bc->weight);
-	add_str(o, "state", fl_stats_state(b, bc));
+	add_str(o, "state", fl_stats_state(cp, v, bc));
 	add_str(o, "health", fl_stats_health(b));
 	json_object_object_add(o, "drain", json_object_new_boolean(b && b->drain));
 	if (id != FL_BACKEND_NONE) {
@@ -332,7 +332,7 @@ static struct json_object *vip_json(struct fl_cp *cp, const struct fl_vip_config
 	else
 		json_object_object_add(o, "id", NULL);
 	for (unsigned j = 0; j < v->n_backends; j++) {
-		if (strcmp(fl_stats_state(fl_stats_backend(cp, v, &v->backends[j]), &v->backends[j]), "up") == 0)
+		if (strcmp(fl_stats_state(cp, v, &v->backends[j]), "up") == 0)
 			up++;
 		if (full)
 			json_object_array_add(bs, backend_json(cp, v, &v->backends[j]));

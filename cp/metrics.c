@@ -107,10 +107,27 @@ const char *fl_stats_health(const struct fl_cp_backend *b)
 	return b->chk.up ? "up" : "down";
 }
 
-const char *fl_stats_state(const struct fl_cp_backend *b, const struct fl_backend_config *bc)
+/* Whether the active slot holds a MAC for an L2 DSR backend. */
+static bool mac_published(struct fl_cp *cp, const struct fl_vip_config *v,
+			  const struct fl_backend_config *bc)
 {
-	/* the order of publish.h: down wins, then draining */
+	static const __u8 unknown[6];
+	const struct fl_tables *t = fl_writer_active(&cp->shm);
+	__u32 id = fl_publisher_backend_id(&cp->pub, &v->addr, v->family, v->port, v->proto, &bc->key);
+
+	return id < t->max_backends && memcmp(t->backends[id].mac, unknown, sizeof(unknown)) != 0;
+}
+
+const char *fl_stats_state(struct fl_cp *cp, const struct fl_vip_config *v,
+			   const struct fl_backend_config *bc)
+{
+	const struct fl_cp_backend *b = fl_stats_backend(cp, v, bc);
+
+	/* the order of publish.c: down wins (a failed check, or an L2 DSR
+	 * MAC nobody knows yet), then draining */
 	if (b && b->checked && !b->chk.up)
+		return "down";
+	if (v->method == FL_METHOD_L2DSR && !bc->has_mac && !mac_published(cp, v, bc))
 		return "down";
 	if ((b && b->drain) || bc->weight == 0)
 		return "draining";
@@ -259,7 +276,7 @@ static void render_vips(struct fl_cp *cp, struct buf *b)
 					put(b, "%s{%s} %d\n", names[s], l,
 					    strcmp(fl_stats_health(be), "down") != 0);
 				} else {
-					const char *st = fl_stats_state(be, bc);
+					const char *st = fl_stats_state(cp, v, bc);
 					for (size_t k = 0; k < 3; k++)
 						put(b, "%s{%s,state=\"%s\"} %d\n", names[s], l, states[k],
 						    strcmp(st, states[k]) == 0);

@@ -37,7 +37,8 @@ struct fl_cp_backend *fl_stats_backend(struct fl_cp *cp, const struct fl_vip_con
 				       const struct fl_backend_config *bc);
 
 /* "up", "draining" or "down": what the next publish gives the backend. */
-const char *fl_stats_state(const struct fl_cp_backend *b, const struct fl_backend_config *bc);
+const char *fl_stats_state(struct fl_cp *cp, const struct fl_vip_config *v,
+			   const struct fl_backend_config *bc);
 
 /* The health: "up" or "down", "unchecked" without a check. */
 const char *fl_stats_health(const struct fl_cp_backend *b);

@@ -346,10 +346,17 @@ static int want_fill(const struct fl_publisher *pub, struct want *w, const struc
 			wb->key = bkey_canonical(&bc->key, wv->key.port);
 			wb->weight = bc->weight;
 			wb->state = bc->weight ? FL_BACKEND_UP : FL_BACKEND_DRAINING;
-			if (bc->has_mac)
+			if (bc->has_mac) {
 				memcpy(wb->mac, bc->mac, sizeof(wb->mac));
-			else if (vc->method == FL_METHOD_L2DSR)
+			} else if (vc->method == FL_METHOD_L2DSR) {
+				static const __u8 unknown[6];
+
 				resolve_mac(pub, bc->key.family, &bc->key.addr, wb->mac);
+				/* the data plane could only drop what it sent there
+				 * (no_next_hop): down until the MAC is known */
+				if (memcmp(wb->mac, unknown, sizeof(unknown)) == 0)
+					wb->state = FL_BACKEND_DOWN;
+			}
 		}
 		qsort(&w->backends[wv->first], wv->n, sizeof(*w->backends), cmp_want_backend);
 		for (__u32 j = 1; j < wv->n; j++)

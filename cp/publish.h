@@ -109,8 +109,9 @@ void fl_publisher_fini(struct fl_publisher *pub);
  * Sets the desired state: every VIP and backend of cfg, the hash seed of
  * cfg->global, the next hop's MAC (next_hop.mac, else next_hop.address
  * through pub->resolve; into every slot header), L2 DSR backend MACs
- * (their mac, else their address through pub->resolve), and the statuses (n of them; NULL or 0 = all up, none
- * drained). Copies what it needs: cfg and status may be freed afterwards.
+ * (their mac, else their address through pub->resolve; a backend whose MAC
+ * is not known is down), and the statuses (n of them; NULL or 0 = all up,
+ * none drained). Copies what it needs: cfg and status may be freed afterwards.
  * Checks what the mapping can hold (VIP and backend ids, ring entries) and
  * that each status names a backend of cfg. Changes nothing in the tables.
  * 0, or -EINVAL, -ENOSPC, -ENOENT, -ENOMEM with a message; on error the

@@ -277,7 +277,8 @@ static void test_publish_basic(void)
 	REQUIRE(publish_text(&e, basic_cfg, NULL, 0, &res, err, sizeof(err)) == 0, "publish: %s", err);
 	CHECK(res.generation == 2 && generation(&e) == 2, "generation %llu",
 	      (unsigned long long)res.generation);
-	CHECK(res.vips == 4 && res.backends == 9 && res.backends_up == 9, "counts %u %u %u",
+	/* 10.0.0.12 (l2dsr, no mac, nothing to resolve it) is down */
+	CHECK(res.vips == 4 && res.backends == 9 && res.backends_up == 8, "counts %u %u %u",
 	      res.vips, res.backends, res.backends_up);
 	CHECK(res.rings_built == 4 && res.rings_copied == 0, "built %u", res.rings_built);
 
@@ -320,7 +321,7 @@ static void test_publish_basic(void)
 	check_backend(t, web, "10.1.0.4", 0, 100, FL_BACKEND_UP);
 	check_backend(t, web_udp, "10.1.0.1", 0, 100, FL_BACKEND_UP);
 	check_backend(t, dns, "fd01::2", 0, 7, FL_BACKEND_UP);
-	check_backend(t, ssh, "10.0.0.12", 0, 100, FL_BACKEND_UP);
+	check_backend(t, ssh, "10.0.0.12", 0, 100, FL_BACKEND_DOWN);
 	__u32 mac_id = bid_of(t, ssh, "10.0.0.11", 0);
 	static const __u8 mac[6] = { 2, 0, 0, 0, 1, 1 }, zero[6];
 	REQUIRE(mac_id != FL_BACKEND_NONE, "mac backend");
@@ -775,6 +776,67 @@ static void test_errors(void)
 	env_close(&e, true);
 }
 
+/* The test's neighbour table: which of 10.1.0.x have a MAC (02:00:00:00:01:x). */
+static __u32 known_macs;
+
+static int resolve_known(void *arg, __u8 family, const union fl_addr *addr, __u8 mac[6])
+{
+	const __u8 *b = (const __u8 *)&addr->v4;
+
+	(void)arg;
+	if (family != FL_AF_INET || b[0] != 10 || b[1] != 1 || b[2] != 0 || b[3] >= 32 ||
+	    !(known_macs & (1u << b[3])))
+		return -ENOENT;
+	memcpy(mac, (const __u8[6]){ 2, 0, 0, 0, 1, b[3] }, 6);
+	return 0;
+}
+
+/* L2 DSR backends without a configured MAC: one the resolver does not know
+ * yet is published down (out of the ring), and up with its MAC once known. */
+static void test_l2dsr_unknown_mac(void)
+{
+	static const char text[] = XDP "vips = ( { address = \"10.0.0.100\"; port = 80; "
+		"protocol = \"tcp\"; method = \"l2dsr\"; table_size = 251; " NOHC
+		"backends = ( { address = \"10.1.0.1\"; mac = \"02:00:00:00:09:01\"; },"
+		" { address = \"10.1.0.2\"; }, { address = \"10.1.0.3\"; } ); } );\n";
+	struct env e;
+	const struct fl_tables *t;
+	__u32 vip, b1, b2, b3;
+
+	if (env_open(&e, "l2mac", &small))
+		return;
+	e.pub.resolve = resolve_known;
+	known_macs = 1u << 3;
+	if (publish_ok(&e, text, NULL, 0) == 0) {
+		t = fl_writer_active(&e.shm);
+		vip = vip_id_of(t, "10.0.0.100", 80, IPPROTO_TCP);
+		b1 = bid4(t, 1), b2 = bid4(t, 2), b3 = bid4(t, 3);
+		REQUIRE(b1 != FL_BACKEND_NONE && b2 != FL_BACKEND_NONE && b3 != FL_BACKEND_NONE,
+			"backend ids");
+		CHECK(t->backends[b1].state == FL_BACKEND_UP && t->backends[b1].mac[4] == 9,
+		      "configured MAC: state %u", t->backends[b1].state);
+		CHECK(t->backends[b2].state == FL_BACKEND_DOWN, "unknown MAC: state %u, not down",
+		      t->backends[b2].state);
+		CHECK(t->backends[b3].state == FL_BACKEND_UP && t->backends[b3].mac[5] == 3,
+		      "resolved MAC: state %u mac[5] %u", t->backends[b3].state, t->backends[b3].mac[5]);
+		CHECK(ring_is_maglev(t, vip), "ring is not the up backends' Maglev table");
+		for (__u32 i = 0; i < t->vips[vip].ring_size; i++)
+			if (t->ring[t->vips[vip].ring_offset + i] == b2) {
+				CHECK(0, "the backend without a MAC is in the ring at %u", i);
+				break;
+			}
+	}
+	known_macs |= 1u << 2;
+	if (publish_ok(&e, text, NULL, 0) == 0) {
+		t = fl_writer_active(&e.shm);
+		b2 = bid4(t, 2);
+		CHECK(b2 != FL_BACKEND_NONE && t->backends[b2].state == FL_BACKEND_UP &&
+		      t->backends[b2].mac[5] == 2, "once resolved: up with its MAC");
+		CHECK(ring_is_maglev(t, vip_id_of(t, "10.0.0.100", 80, IPPROTO_TCP)), "ring after");
+	}
+	env_close(&e, true);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "publish_basic", test_publish_basic },
 	{ "ids_stable", test_ids_stable },
@@ -783,6 +845,7 @@ static const struct fl_test_case cases[] = {
 	{ "restart_reads_back", test_restart_reads_back },
 	{ "order_independent", test_order_independent },
 	{ "errors", test_errors },
+	{ "l2dsr_unknown_mac", test_l2dsr_unknown_mac },
 };
 
 FL_TEST_MAIN(cases)
