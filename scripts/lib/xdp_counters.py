@@ -5,9 +5,9 @@
 # fulcrum-cp pins (PIN_DIR: $FULCRUM_BPFFS/fulcrum/<shm name, '/' as '_'>).
 # The names and their order come from common/counters.h (struct
 # fl_worker_counters, then the drops by enum fl_drop_reason), so this stays
-# right when a counter is added. Used by scripts/lab counters on xdp: today
-# `fulcrumctl stats` shows the shared memory's counters, which only
-# fulcrum-dp writes (all 0 in xdp mode).
+# right when a counter is added. Used by scripts/lab counters on xdp, which
+# needs no running fulcrum-cp (`fulcrumctl stats` asks fulcrum-cp for the
+# same maps).
 #
 # usage: xdp_counters.py PIN_DIR
 import json
