@@ -4,7 +4,8 @@
 -- first FLOWS packets every packet is a conntrack hit.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local fl = require("common")
-local p = fl.param("PORT")
-fl.cli(fl.est(p))
-fl.run(p, "established")
-fl.finish()
+fl.main(function()
+  local p = fl.param("PORT")
+  fl.cli(fl.est(p))
+  fl.run(p, "established")
+end)
