@@ -266,9 +266,6 @@ static int run(struct fl_dp *dp)
 {
 	const struct fl_dataplane_config *d = &dp->cfg.dataplane;
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGUSR1, on_signal);
 	for (unsigned i = 0; i < dp->n_workers; i++)
 		rte_eal_remote_launch(fl_worker_main, dp->lcores[i], d->worker_cores[i]);
 	fprintf(stderr, "fulcrum-dp: %u workers on %u ports, tables from %s\n",
@@ -297,6 +294,12 @@ int main(int argc, char **argv)
 	char err[FL_CONFIG_ERR_LEN], **eargv;
 	int opt, eargc, rc;
 
+	/* before anything slow (EAL, ports, conntrack): a SIGUSR1 sent during
+	 * start-up must not kill the process, and a stop asked then is a
+	 * clean exit once start-up is done */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGUSR1, on_signal);
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		if (opt == 'c') {
 			config = optarg;

@@ -305,12 +305,17 @@ static void test_live_worker_times_out(void)
 #define STRESS_BACKENDS 64
 #define STRESS_RING 4096
 #define STRESS_SECONDS 1.5
+/* on a loaded machine the run goes on, up to STRESS_MAX_SECONDS, until the
+ * writer and every reader have done this much */
+#define STRESS_MIN_ROUNDS 100
+#define STRESS_MAX_SECONDS 15
 
 struct stress {
 	struct fl_shm *shm;
 	int stop;
 	int rewrite_active;	/* break the protocol on purpose */
 	__u64 generations, timeouts;
+	unsigned ran_ms;
 	__u64 snapshots[STRESS_READERS], torn[STRESS_READERS];
 };
 
@@ -351,7 +356,7 @@ static void *stress_writer(void *arg)
 			struct fl_tables *active = &s->shm->slots[s->shm->hdr->published & 1];
 			active->hdr->generation = next;
 			stress_fill(active, next);
-			s->generations++;
+			__atomic_fetch_add(&s->generations, 1, __ATOMIC_RELAXED);
 			continue;
 		}
 		if (fl_writer_acquire(s->shm, 2000, 1000, &slot, err, sizeof(err)) < 0) {
@@ -360,7 +365,7 @@ static void *stress_writer(void *arg)
 		}
 		stress_fill(slot, next);
 		fl_writer_publish(s->shm);
-		s->generations++;
+		__atomic_fetch_add(&s->generations, 1, __ATOMIC_RELAXED);
 	}
 	return NULL;
 }
@@ -383,12 +388,21 @@ static void *stress_reader(void *arg)
 		const struct fl_tables *t = fl_reader_begin(&rd);
 		if (!stress_whole(t, rd.generation))
 			s->torn[a->id]++;
-		s->snapshots[a->id]++;
+		__atomic_fetch_add(&s->snapshots[a->id], 1, __ATOMIC_RELAXED);
 		fl_reader_end(&rd);
 		fl_reader_heartbeat(&rd, fl_now_ns());
 	}
 	fl_reader_unregister(&rd);
 	return NULL;
+}
+
+static bool stress_enough(struct stress *s)
+{
+	bool enough = __atomic_load_n(&s->generations, __ATOMIC_RELAXED) >= STRESS_MIN_ROUNDS;
+
+	for (unsigned i = 0; i < STRESS_READERS; i++)
+		enough &= __atomic_load_n(&s->snapshots[i], __ATOMIC_RELAXED) >= STRESS_MIN_ROUNDS;
+	return enough;
 }
 
 static void run_stress(struct stress *s, const char *tag)
@@ -411,6 +425,9 @@ static void run_stress(struct stress *s, const char *tag)
 	}
 	pthread_create(&w, NULL, stress_writer, s);
 	sleep_ms((unsigned)(STRESS_SECONDS * 1000));
+	s->ran_ms = (unsigned)(STRESS_SECONDS * 1000);
+	for (; !stress_enough(s) && s->ran_ms < STRESS_MAX_SECONDS * 1000; s->ran_ms += 100)
+		sleep_ms(100);
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELAXED);
 	pthread_join(w, NULL);
 	for (unsigned i = 0; i < STRESS_READERS; i++)
@@ -428,15 +445,15 @@ static void test_stress(void)
 	for (int i = 0; i < STRESS_READERS; i++) {
 		snapshots += s.snapshots[i];
 		torn += s.torn[i];
-		CHECK(s.snapshots[i] >= 100, "reader %d read only %llu snapshots", i,
+		CHECK(s.snapshots[i] >= STRESS_MIN_ROUNDS, "reader %d read only %llu snapshots", i,
 		      (unsigned long long)s.snapshots[i]);
 	}
 	printf("stress: %llu generations published, %llu snapshots read by %d readers, "
 	       "%llu torn, %llu writer timeouts, in %.1f s\n",
 	       (unsigned long long)s.generations, (unsigned long long)snapshots, STRESS_READERS,
-	       (unsigned long long)torn, (unsigned long long)s.timeouts, STRESS_SECONDS);
+	       (unsigned long long)torn, (unsigned long long)s.timeouts, s.ran_ms / 1000.0);
 	CHECK(torn == 0, "%llu torn snapshots", (unsigned long long)torn);
-	CHECK(s.generations >= 100, "only %llu generations published", (unsigned long long)s.generations);
+	CHECK(s.generations >= STRESS_MIN_ROUNDS, "only %llu generations published", (unsigned long long)s.generations);
 }
 
 /* The checker above must be able to see tearing: with a writer that ignores
