@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -130,17 +129,15 @@ static int tls_setup(struct fl_checker *c, struct http_probe *p)
 	return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(p->ssl), ip) == 1 ? 0 : -EINVAL;
 }
 
-/* What an SSL call that did not complete wants: 0 = wait for events set,
- * -1 = failed (reason set). */
+/* What an SSL call that did not complete wants: 0 = wait for the socket
+ * (it is watched both ways), -1 = failed (reason set). */
 static int tls_want(struct fl_checker *c, struct http_probe *p, int r, const char *what)
 {
 	int e = SSL_get_error(p->ssl, r);
 	unsigned long code;
 
-	if (e == SSL_ERROR_WANT_READ)
-		return fl_io_mod(c->loop, &c->io, EPOLLIN) < 0 ? -1 : 0;
-	if (e == SSL_ERROR_WANT_WRITE)
-		return fl_io_mod(c->loop, &c->io, EPOLLOUT) < 0 ? -1 : 0;
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return 0;
 	if (p->step == ST_HANDSHAKE && SSL_get_verify_result(p->ssl) != X509_V_OK) {
 		snprintf(c->reason, sizeof(c->reason), "tls %s: certificate: %s", what,
 			 X509_verify_cert_error_string(SSL_get_verify_result(p->ssl)));
@@ -212,7 +209,9 @@ static int evaluate(struct fl_checker *c, struct http_probe *p, bool eof, bool *
 	return 1;
 }
 
-/* Runs the probe as far as the socket lets it. */
+/* Runs the probe until it ends or the socket would block: the socket is
+ * edge-triggered, so stopping earlier would wait for an event that has
+ * already come. */
 static void step(struct fl_checker *c, struct http_probe *p)
 {
 	bool ok;
@@ -241,11 +240,8 @@ static void step(struct fl_checker *c, struct http_probe *p)
 		} else {
 			ssize_t n = send(c->io.fd, p->req + p->req_off, left, MSG_NOSIGNAL);
 			if (n < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					if (fl_io_mod(c->loop, &c->io, EPOLLOUT) < 0)
-						finish(c, false);
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					return;
-				}
 				snprintf(c->reason, sizeof(c->reason), "send: %s", strerror(errno));
 				finish(c, false);
 				return;
@@ -253,13 +249,8 @@ static void step(struct fl_checker *c, struct http_probe *p)
 			r = (int)n;
 		}
 		p->req_off += (size_t)r;
-		if (p->req_off == p->req_len) {
+		if (p->req_off == p->req_len)
 			p->step = ST_RECV;
-			if (fl_io_mod(c->loop, &c->io, EPOLLIN) < 0) {
-				finish(c, false);
-				return;
-			}
-		}
 	}
 	for (;;) {
 		bool eof = false;
@@ -304,14 +295,15 @@ static void step(struct fl_checker *c, struct http_probe *p)
 	}
 }
 
-static void http_io(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+static void http_ready(struct fl_checker *c, uint32_t events)
 {
-	struct fl_checker *c = io->arg;
 	struct http_probe *p = c->probe;
 
-	(void)loop;
 	if (p->step == ST_CONNECT) {
-		if (fl_check_connect_result(c, events) < 0) {
+		int rc = fl_check_connect_result(c, events);
+		if (rc == -EINPROGRESS)
+			return;
+		if (rc < 0) {
 			finish(c, false);
 			return;
 		}
@@ -351,7 +343,7 @@ static int http_start(struct fl_checker *c)
 	}
 	p->req_len = (size_t)n;
 	c->probe = p;
-	rc = fl_checker_connect(c, http_io);
+	rc = fl_checker_connect(c);
 	if (rc < 0)
 		probe_free(c);
 	return rc;
@@ -365,5 +357,6 @@ static void http_abort(struct fl_checker *c)
 const struct fl_check_ops fl_check_http_ops = {
 	.name = "http",
 	.start = http_start,
+	.ready = http_ready,
 	.abort = http_abort,
 };

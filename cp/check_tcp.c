@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The tcp check: the backend accepts a connection. Closed with a reset at
- * once, as HAProxy's plain connect check does. */
+/* The tcp check: the backend accepts a connection. Reset at once, as
+ * HAProxy's plain connect check does. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,9 +14,13 @@ int fl_check_connect_result(struct fl_checker *c, uint32_t events)
 	int soerr = 0;
 	socklen_t len = sizeof(soerr);
 
+	/* writable without an error or a hangup is connected: only a failure
+	 * needs SO_ERROR, for its reason */
+	if (!(events & (EPOLLERR | EPOLLHUP)))
+		return events & EPOLLOUT ? 0 : -EINPROGRESS;
 	if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
 		soerr = errno;
-	if (soerr == 0 && (events & (EPOLLERR | EPOLLHUP)) && !(events & EPOLLOUT))
+	if (soerr == 0 && !(events & EPOLLOUT))
 		soerr = ECONNRESET;
 	if (soerr) {
 		snprintf(c->reason, sizeof(c->reason), "connect %s",
@@ -26,12 +30,13 @@ int fl_check_connect_result(struct fl_checker *c, uint32_t events)
 	return 0;
 }
 
-static void tcp_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+static void tcp_ready(struct fl_checker *c, uint32_t events)
 {
-	struct fl_checker *c = io->arg;
+	int rc = fl_check_connect_result(c, events);
 
-	(void)loop;
-	if (fl_check_connect_result(c, events) < 0) {
+	if (rc == -EINPROGRESS)
+		return;
+	if (rc < 0) {
 		fl_checker_done(c, false);
 		return;
 	}
@@ -41,16 +46,17 @@ static void tcp_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events)
 
 static int tcp_start(struct fl_checker *c)
 {
-	return fl_checker_connect(c, tcp_ready);
+	return fl_checker_connect(c);
 }
 
 static void tcp_abort(struct fl_checker *c)
 {
-	(void)c;	/* the socket is all there is; the caller closes it */
+	(void)c;	/* the connection is all there is; fl_checker_done ends it */
 }
 
 const struct fl_check_ops fl_check_tcp_ops = {
 	.name = "tcp",
 	.start = tcp_start,
+	.ready = tcp_ready,
 	.abort = tcp_abort,
 };

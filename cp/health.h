@@ -9,7 +9,17 @@
  * checks started together drift apart), measured from the previous probe's
  * start; a probe not finished after timeout_ms fails with "timeout". The
  * first probe starts after the delay given to fl_checker_start: the caller
- * staggers its checkers (fl_checker_stagger_ms).
+ * staggers its checkers (fl_checker_stagger_ms). Starts and deadlines fall
+ * on a grid of 1/200 of the interval, so that checks share wakeups.
+ *
+ * Sockets: a checker keeps one socket across its probes. A probe connects
+ * it; the probe's end dissolves the connection with connect(AF_UNSPEC),
+ * which resets an open connection (no TIME_WAIT on either side, as
+ * HAProxy's linger-0 close) and leaves the socket unbound, ready for the
+ * next connect. The socket is registered once, edge-triggered for both
+ * directions. A tcp check then costs two system calls and a share of
+ * epoll_wait, not seven (no socket, epoll_ctl, setsockopt, getsockopt or
+ * close per probe); the price is one fd per checked backend.
  */
 #ifndef FL_HEALTH_H
 #define FL_HEALTH_H
@@ -24,14 +34,17 @@
 
 struct fl_checker;
 
-/* A check type. start begins one probe on c->target (non-blocking) and
- * returns 0, or -errno with c->reason filled (the probe then fails at
- * once). The probe ends with fl_checker_done, from the type's own fd
- * callbacks. abort frees whatever a running probe holds; it is called on
- * timeout and on stop, never after fl_checker_done. */
+/* A check type. start begins one probe on c->target (non-blocking, through
+ * fl_checker_connect) and returns 0, or -errno with c->reason filled (the
+ * probe then fails at once). ready gets the events of the checker's socket
+ * while the probe runs; being edge-triggered, it must go on until the
+ * socket would block, and it ends the probe with fl_checker_done. abort
+ * frees whatever a running probe holds; it is called on timeout and on
+ * stop, never after fl_checker_done. */
 struct fl_check_ops {
 	const char *name;
 	int (*start)(struct fl_checker *c);
+	void (*ready)(struct fl_checker *c, uint32_t events);
 	void (*abort)(struct fl_checker *c);
 };
 
@@ -48,7 +61,7 @@ struct fl_checker {
 	char target_text[64];		/* "ADDR:PORT", for messages and Host */
 	struct fl_loop *loop;
 	struct fl_timer timer;		/* next probe, or the running one's deadline */
-	struct fl_io io;		/* the probe's socket; fd -1 when none */
+	struct fl_io io;		/* the checker's socket; fd -1 when none */
 	void *probe;			/* the type's per-probe state */
 	uint64_t probe_start_ns;
 	bool running;			/* a probe is in flight */
@@ -98,13 +111,12 @@ const char *fl_checker_run_text(const struct fl_checker *c, char *buf, size_t le
 struct ssl_ctx_st *fl_check_tls_ctx(bool verify, char *err, size_t errlen);
 void fl_check_tls_fini(void);
 
-/* For check types: a non-blocking socket connecting to c->target, added to
- * the loop for EPOLLOUT with cb. 0 or -errno with c->reason set. */
-int fl_checker_connect(struct fl_checker *c, fl_io_cb cb);
-/* For check types: after EPOLLOUT on a connecting socket, 0 when it is
- * connected, else -errno with c->reason set ("connect refused"). */
+/* For check types: starts connecting the checker's socket (opened on first
+ * use) to c->target. 0 or -errno with c->reason set. */
+int fl_checker_connect(struct fl_checker *c);
+/* For check types: what the events of a connecting socket say. 0 when it is
+ * connected, -EINPROGRESS when not yet (no reason set), else -errno with
+ * c->reason set ("connect refused"). */
 int fl_check_connect_result(struct fl_checker *c, uint32_t events);
-/* Closes the probe's socket; rst = reset instead of a graceful close. */
-void fl_checker_close(struct fl_checker *c, bool rst);
 
 #endif /* FL_HEALTH_H */

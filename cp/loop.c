@@ -11,9 +11,14 @@
 
 #include "loop.h"
 
-#define FL_LOOP_BATCH 256
+#define FL_LOOP_BATCH 1024
+/* full batches taken before the timers run: bounds an iteration when fds
+ * never stop being ready */
+#define FL_LOOP_MAX_ROUNDS 16
 #define NS_PER_MS 1000000ull
 #define FL_LOOP_SLACK_NS NS_PER_MS
+/* tfd_armed_ns after the timerfd fired: matches no time, forcing a re-arm */
+#define TFD_FIRED UINT64_MAX
 
 uint64_t fl_mono_ns(void)
 {
@@ -62,7 +67,7 @@ void fl_loop_fini(struct fl_loop *loop)
 	if (loop->epfd >= 0)
 		close(loop->epfd);
 	for (uint32_t i = 0; i < loop->n_timers; i++)
-		loop->heap[i]->heap_idx = FL_TIMER_IDLE;
+		loop->heap[i].t->heap_idx = FL_TIMER_IDLE;
 	free(loop->heap);
 	loop->heap = NULL;
 	loop->n_timers = loop->cap_timers = 0;
@@ -109,67 +114,75 @@ void fl_io_del(struct fl_loop *loop, struct fl_io *io)
 			loop->batch[i].data.ptr = loop;
 }
 
-/* ---- the heap: parent of i is (i - 1) / 2, earliest at 0 ---- */
+/* ---- the heap: 4-ary, parent of i is (i - 1) / 4, earliest at 0 ----
+ * The four children of a slot are 64 contiguous bytes, and the tree is half
+ * as deep as a binary one: 10,000 checks re-arm 30,000 times a second. */
 
-static void heap_place(struct fl_loop *loop, uint32_t i, struct fl_timer *t)
+#define HEAP_ARITY 4
+
+static void heap_place(struct fl_loop *loop, uint32_t i, struct fl_timer_slot s)
 {
-	loop->heap[i] = t;
-	t->heap_idx = i;
+	loop->heap[i] = s;
+	s.t->heap_idx = i;
 }
 
 static void heap_up(struct fl_loop *loop, uint32_t i)
 {
-	struct fl_timer *t = loop->heap[i];
+	struct fl_timer_slot s = loop->heap[i];
 
 	while (i > 0) {
-		uint32_t p = (i - 1) / 2;
-		if (loop->heap[p]->when_ns <= t->when_ns)
+		uint32_t p = (i - 1) / HEAP_ARITY;
+		if (loop->heap[p].when_ns <= s.when_ns)
 			break;
 		heap_place(loop, i, loop->heap[p]);
 		i = p;
 	}
-	heap_place(loop, i, t);
+	heap_place(loop, i, s);
 }
 
 static void heap_down(struct fl_loop *loop, uint32_t i)
 {
-	struct fl_timer *t = loop->heap[i];
+	struct fl_timer_slot s = loop->heap[i];
 	uint32_t n = loop->n_timers;
 
 	for (;;) {
-		uint32_t c = 2 * i + 1;
-		if (c >= n)
+		uint32_t first = HEAP_ARITY * i + 1, last, c;
+		if (first >= n)
 			break;
-		if (c + 1 < n && loop->heap[c + 1]->when_ns < loop->heap[c]->when_ns)
-			c++;
-		if (t->when_ns <= loop->heap[c]->when_ns)
+		last = first + HEAP_ARITY < n ? first + HEAP_ARITY : n;
+		c = first;
+		for (uint32_t k = first + 1; k < last; k++)
+			if (loop->heap[k].when_ns < loop->heap[c].when_ns)
+				c = k;
+		if (s.when_ns <= loop->heap[c].when_ns)
 			break;
 		heap_place(loop, i, loop->heap[c]);
 		i = c;
 	}
-	heap_place(loop, i, t);
+	heap_place(loop, i, s);
 }
 
 static void heap_remove(struct fl_loop *loop, struct fl_timer *t)
 {
 	uint32_t i = t->heap_idx;
-	struct fl_timer *last = loop->heap[--loop->n_timers];
+	struct fl_timer_slot last = loop->heap[--loop->n_timers];
 
 	t->heap_idx = FL_TIMER_IDLE;
-	if (last == t)
+	if (last.t == t)
 		return;
 	heap_place(loop, i, last);
-	if (i > 0 && loop->heap[(i - 1) / 2]->when_ns > last->when_ns)
+	if (i > 0 && loop->heap[(i - 1) / HEAP_ARITY].when_ns > last.when_ns)
 		heap_up(loop, i);
 	else
 		heap_down(loop, i);
 }
 
 /* Points the timerfd at the earliest timer; only when that changed, so a
- * busy heap costs no syscall per timer. */
+ * busy heap costs no syscall per timer. Setting the timerfd also clears its
+ * expiry, which is why a wakeup by it needs no read(). */
 static void tfd_sync(struct fl_loop *loop)
 {
-	uint64_t want = loop->n_timers ? loop->heap[0]->when_ns : 0;
+	uint64_t want = loop->n_timers ? loop->heap[0].when_ns : 0;
 	struct itimerspec its = { 0 };
 
 	/* 1 ms of slack: timers due within the same millisecond share one
@@ -201,6 +214,7 @@ int fl_timer_at(struct fl_loop *loop, struct fl_timer *t, uint64_t when_ns)
 	if (fl_timer_armed(t)) {
 		uint64_t old = t->when_ns;
 		t->when_ns = when_ns;
+		loop->heap[t->heap_idx].when_ns = when_ns;
 		if (when_ns < old)
 			heap_up(loop, t->heap_idx);
 		else
@@ -209,14 +223,14 @@ int fl_timer_at(struct fl_loop *loop, struct fl_timer *t, uint64_t when_ns)
 	}
 	if (loop->n_timers == loop->cap_timers) {
 		uint32_t cap = loop->cap_timers ? 2 * loop->cap_timers : 64;
-		struct fl_timer **h = realloc(loop->heap, cap * sizeof(*h));
+		struct fl_timer_slot *h = realloc(loop->heap, cap * sizeof(*h));
 		if (!h)
 			return -ENOMEM;
 		loop->heap = h;
 		loop->cap_timers = cap;
 	}
 	t->when_ns = when_ns;
-	heap_place(loop, loop->n_timers++, t);
+	heap_place(loop, loop->n_timers++, (struct fl_timer_slot){ when_ns, t });
 	heap_up(loop, t->heap_idx);
 	return 0;
 }
@@ -245,8 +259,8 @@ static int run_timers(struct fl_loop *loop)
 	uint64_t now = loop->now_ns;
 	int ran = 0;
 
-	while (loop->n_timers && loop->heap[0]->when_ns <= now) {
-		struct fl_timer *t = loop->heap[0];
+	while (loop->n_timers && loop->heap[0].when_ns <= now) {
+		struct fl_timer *t = loop->heap[0].t;
 		heap_remove(loop, t);
 		t->cb(loop, t);
 		ran++;
@@ -257,33 +271,19 @@ static int run_timers(struct fl_loop *loop)
 	return ran;
 }
 
-int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms)
+/* Runs the callbacks of one batch of ready fds. */
+static int dispatch(struct fl_loop *loop, struct epoll_event *evs, int n)
 {
-	struct epoll_event evs[FL_LOOP_BATCH];
-	int timeout = max_wait_ms, n, ran = 0;
+	int ran = 0;
 
-	tfd_sync(loop);
-	/* a timer already due (armed in the past) must not wait for the fd */
-	if (loop->n_timers && loop->heap[0]->when_ns <= fl_mono_ns())
-		timeout = 0;
-	n = epoll_wait(loop->epfd, evs, FL_LOOP_BATCH, timeout);
-	if (n < 0) {
-		if (errno != EINTR)
-			return -errno;
-		n = 0;
-	}
-	loop->now_ns = fl_mono_ns();
-	loop->iterations++;
 	loop->batch = evs;
 	loop->batch_n = n;
 	for (loop->batch_i = 0; loop->batch_i < n; loop->batch_i++) {
 		struct fl_io *io = evs[loop->batch_i].data.ptr;
 		if (io == NULL) {
-			uint64_t expirations;
-			/* drain it; the heap says what is due */
-			if (read(loop->tfd, &expirations, sizeof(expirations)) < 0)
-				(void)0;
-			loop->tfd_armed_ns = 0;
+			/* the timerfd: the heap says what is due, and the
+			 * next tfd_sync re-arms it, which also clears it */
+			loop->tfd_armed_ns = TFD_FIRED;
 			continue;
 		}
 		if ((void *)io == (void *)loop)
@@ -293,6 +293,34 @@ int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms)
 	}
 	loop->batch = NULL;
 	loop->batch_n = loop->batch_i = 0;
+	return ran;
+}
+
+int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms)
+{
+	struct epoll_event evs[FL_LOOP_BATCH];
+	int timeout = max_wait_ms, n, ran = 0;
+
+	tfd_sync(loop);
+	/* a timer already due (armed in the past) must not wait for the fd */
+	if (loop->n_timers && loop->heap[0].when_ns <= fl_mono_ns())
+		timeout = 0;
+	/* a full batch may leave fds ready: take them all before the timers,
+	 * or a probe's timeout could fire with its answer still queued */
+	for (int round = 0; round < FL_LOOP_MAX_ROUNDS; round++) {
+		n = epoll_wait(loop->epfd, evs, FL_LOOP_BATCH, timeout);
+		if (n < 0) {
+			if (errno != EINTR)
+				return -errno;
+			n = 0;
+		}
+		loop->now_ns = fl_mono_ns();
+		ran += dispatch(loop, evs, n);
+		if (n < FL_LOOP_BATCH)
+			break;
+		timeout = 0;
+	}
+	loop->iterations++;
 	loop->now_ns = fl_mono_ns();
 	ran += run_timers(loop);
 	if (loop->after)

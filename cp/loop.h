@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The event loop of fulcrum-cp: one epoll set, one timerfd armed for the
- * earliest of a binary heap of timers (keepalived's scheduler, Redis ae for
- * size). Single-threaded; callbacks may add, modify and remove fds and arm
- * and cancel any timer, including their own. Every fd given to the loop must
- * be non-blocking: a callback never waits.
+ * earliest of a heap of timers (keepalived's scheduler, Redis ae for size).
+ * Single-threaded; callbacks may add, modify and remove fds and arm and
+ * cancel any timer, including their own. Every fd given to the loop must be
+ * non-blocking: a callback never waits. An iteration dispatches every ready
+ * fd before it runs the timers due, so a timeout timer never fires for an
+ * answer that was already there.
  */
 #ifndef FL_LOOP_H
 #define FL_LOOP_H
@@ -40,11 +42,18 @@ struct fl_timer {
 
 #define FL_TIMER_IDLE UINT32_MAX
 
+/* A heap slot keeps its timer's due time beside the pointer: sifting
+ * compares slots without touching the timers, which are spread over memory. */
+struct fl_timer_slot {
+	uint64_t when_ns;
+	struct fl_timer *t;
+};
+
 struct fl_loop {
 	int epfd;
 	int tfd;			/* timerfd, CLOCK_MONOTONIC, absolute */
 	uint64_t tfd_armed_ns;		/* what tfd is set to; 0 = disarmed */
-	struct fl_timer **heap;
+	struct fl_timer_slot *heap;
 	uint32_t n_timers;
 	uint32_t cap_timers;
 	uint64_t now_ns;		/* cached at each wakeup */
@@ -94,8 +103,9 @@ void fl_loop_set_after(struct fl_loop *loop, fl_loop_hook hook, void *arg);
 
 /*
  * One iteration: waits at most max_wait_ms (-1 = until something happens)
- * for fds or the earliest timer, then runs the callbacks of ready fds and
- * of every expired timer, then the after hook. Returns the number of
+ * for fds or the earliest timer, then runs the callbacks of all ready fds
+ * (taking further batches while a batch comes back full), then those of
+ * every expired timer, then the after hook. Returns the number of
  * callbacks run, or -errno (EINTR is not an error: 0).
  */
 int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms);

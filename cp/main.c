@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "ctl.h"
@@ -54,6 +55,29 @@ static int check_config(const char *path)
 	return 0;
 }
 
+/*
+ * Every checked backend keeps one socket open (cp/health.h), so the
+ * soft limit of 1,024 a shell gives would fail the 1,000th check: take the
+ * hard limit. Backends past what even that allows are said once here; their
+ * checks fail with "Too many open files" and mark them down.
+ */
+static void raise_fd_limit(size_t backends)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	/* room for the listeners, clients, shared memory, netlink and logs */
+	if (rl.rlim_cur != RLIM_INFINITY && backends + 256 > rl.rlim_cur)
+		fl_log(FL_LOG_WARN, "%zu backends to check, but the open-file limit is %llu: raise it "
+		       "(ulimit -n, LimitNOFILE=)", backends, (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -90,6 +114,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stderr, NULL, _IOLBF, 0);
+	raise_fd_limit(0);
 	rc = fl_cp_init(&cp, config, err, sizeof(err));
 	if (rc < 0) {
 		fl_log(FL_LOG_ERROR, "cannot start: %s", err);
@@ -109,6 +134,7 @@ int main(int argc, char **argv)
 	}
 	fl_log(FL_LOG_INFO, "running with %s: %zu backends, control socket %s", config, cp.n_backends,
 	       cp.cfg.global.control_socket);
+	raise_fd_limit(cp.n_backends);
 	rc = fl_cp_run(&cp);
 	if (rc < 0)
 		fl_log(FL_LOG_ERROR, "event loop: %s", strerror(-rc));

@@ -231,6 +231,15 @@ static void env_stop(struct env *e)
 		(bool)(cond);                                                 \
 	})
 
+/* Between probes the checker keeps its socket, but no connection. */
+static bool connection_open(const struct fl_checker *c)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+
+	return c->io.fd >= 0 && getpeername(c->io.fd, (struct sockaddr *)&peer, &len) == 0;
+}
+
 #define OK_200 "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nservice ok"
 #define ERR_500 "HTTP/1.1 500 Oops\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfail"
 
@@ -247,6 +256,14 @@ static void tcp_up(void)
 		      "changes %d ok_run %u failures %llu", e.changes, e.c.ok_run,
 		      (unsigned long long)e.c.n_failures);
 		CHECK(strcmp(e.c.reason, "connected") == 0, "reason %s", e.c.reason);
+		/* later probes reuse the socket, each connection reset at its end */
+		int fd = e.c.io.fd;
+		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 5, 2000), "%llu checks",
+		      (unsigned long long)e.c.n_checks);
+		CHECK(e.c.io.fd == fd && e.c.n_failures == 0, "fd %d then %d, %llu failures", fd,
+		      e.c.io.fd, (unsigned long long)e.c.n_failures);
+		RUN_UNTIL(&e, !e.c.running, 200);
+		CHECK(!e.c.running && !connection_open(&e.c), "connection left open between probes");
 	}
 	env_stop(&e);
 	server_stop(&s);
@@ -402,7 +419,7 @@ static void timeout(void)
 		CHECK(strstr(e.c.reason, "timeout") != NULL, "reason %s", e.c.reason);
 		/* two probes of 30 ms timeout, 40 ms apart */
 		CHECK(fl_mono_ns() - t0 >= 60 * MS, "down too fast");
-		CHECK(e.c.io.fd < 0 || e.c.running, "socket left open");
+		CHECK(e.c.running || !connection_open(&e.c), "connection left open");
 	}
 	env_stop(&e);
 	server_stop(&s);

@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The event loop of cp/loop.h: timer heap order, cancellation, many timers,
- * timerfd wakeups and fd readiness. Every wait is bounded. */
+ * timerfd wakeups, fd readiness, and fds before timers. Every wait is
+ * bounded. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include "check.h"
 #include "loop.h"
@@ -171,6 +174,12 @@ static void timerfd_wakeup(void)
 	start = fl_mono_ns();
 	fl_loop_run_once(&l, 2000);
 	CHECK(r.fired_ns != 0 && fl_mono_ns() - start < 100 * MS, "past timer waited");
+	/* the timerfd that fired is not left readable: an idle loop sleeps */
+	start = fl_mono_ns();
+	fl_loop_run_once(&l, 50);
+	fl_loop_run_once(&l, 50);
+	CHECK(fl_mono_ns() - start >= 90 * MS, "idle loop woke after %llu ms",
+	      (unsigned long long)((fl_mono_ns() - start) / MS));
 	fl_loop_fini(&l);
 }
 
@@ -233,12 +242,78 @@ static void fd_ready(void)
 	fl_loop_fini(&l);
 }
 
+static struct {
+	int io_runs;
+	int io_runs_at_timer;
+} drain;
+
+static void drain_io(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+{
+	uint64_t v;
+
+	(void)loop;
+	(void)events;
+	if (read(io->fd, &v, sizeof(v)) == sizeof(v))
+		drain.io_runs++;
+}
+
+static void drain_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	(void)loop;
+	(void)t;
+	drain.io_runs_at_timer = drain.io_runs;
+}
+
+/* More fds ready than one epoll_wait returns, and a timer due: every fd
+ * callback runs before the timer, as a probe's answer must beat its
+ * timeout. */
+static void fds_before_timers(void)
+{
+	enum { N = 1500 };
+	struct fl_io *io = calloc(N, sizeof(*io));
+	struct rlimit rl;
+	struct fl_timer t;
+	struct fl_loop l;
+	int n = 0;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < N + 64 && rl.rlim_max >= N + 64) {
+		rl.rlim_cur = N + 64;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	REQUIRE(io && init(&l) == 0, "init");
+	for (; n < N; n++) {
+		int fd = eventfd(1, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (fd < 0)
+			break;
+		if (fl_io_add(&l, &io[n], fd, EPOLLIN, drain_io, NULL) < 0) {
+			close(fd);
+			break;
+		}
+	}
+	CHECK(n == N, "only %d readable fds: %s", n, strerror(errno));
+	drain.io_runs = 0;
+	drain.io_runs_at_timer = -1;
+	fl_timer_init(&t, drain_timer, NULL);
+	fl_timer_at(&l, &t, 1);
+	fl_loop_run_once(&l, 100);
+	CHECK(drain.io_runs == n && drain.io_runs_at_timer == n, "%d of %d fds, %d before the timer",
+	      drain.io_runs, n, drain.io_runs_at_timer);
+	for (int i = 0; i < n; i++) {
+		int fd = io[i].fd;
+		fl_io_del(&l, &io[i]);
+		close(fd);
+	}
+	fl_loop_fini(&l);
+	free(io);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "heap_order", heap_order },
 	{ "cancel", cancel },
 	{ "many_timers", many_timers },
 	{ "timerfd_wakeup", timerfd_wakeup },
 	{ "fd_ready", fd_ready },
+	{ "fds_before_timers", fds_before_timers },
 };
 
 FL_TEST_MAIN(cases)
