@@ -50,7 +50,6 @@
 #define L4_PORTS_LEN	8
 
 #define OUTER_TTL	64
-#define FL_XDP_MAX_OUTER 48	/* GUE over IPv6 */
 #define CSUM_CHUNK	512	/* bpf_csum_diff's most per call */
 #define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
 
@@ -68,48 +67,59 @@ enum parse_verdict { PARSE_FLOW, PARSE_HOST, PARSE_DROP };
 
 /* ---- load-time knobs (xdp.c sets them before load) ---- */
 
-const volatile __u8 cfg_src_mac[6] = {};
-const volatile __u8 cfg_next_hop_mac[6] = {};
+/* MACs are read and written as three 16-bit words */
+const volatile __u8 cfg_src_mac[6] __attribute__((aligned(2))) = {};
+const volatile __u8 cfg_next_hop_mac[6] __attribute__((aligned(2))) = {};
 const volatile __be32 cfg_tunnel_src_v4 = 0;
 const volatile __be32 cfg_tunnel_src_v6[4] = {};
 const volatile __be16 cfg_gue_port = 0;
 const volatile __u32 cfg_mtu = 1500;
 const volatile __u32 cfg_max_vips = 1;
-const volatile __u32 cfg_max_backends = 1;
+const volatile __u32 cfg_max_backends = 1;	/* backends per slot */
+const volatile __u32 cfg_ring_chunks = 1;	/* ring chunks per slot */
+const volatile __u32 cfg_ncpus = 1;		/* possible CPUs, at most FL_XDP_MAX_CPUS */
 const volatile __u64 cfg_timeout_ns[FL_XDP_CT_STATES] = {};
 
 /* ---- maps ---- */
 
-#define SLOT_MAPS(n)								\
-	struct {								\
-		__uint(type, BPF_MAP_TYPE_HASH);				\
-		__uint(max_entries, 1);						\
-		__type(key, struct fl_xdp_vip_key);				\
-		__type(value, struct fl_xdp_vip_val);				\
-	} vips_##n SEC(".maps");						\
-	struct {								\
-		__uint(type, BPF_MAP_TYPE_HASH);				\
-		__uint(max_entries, 1);						\
-		__type(key, struct fl_xdp_addr_key);				\
-		__type(value, __u32);						\
-	} vip_addrs_##n SEC(".maps");						\
-	struct {								\
-		__uint(type, BPF_MAP_TYPE_ARRAY);				\
-		__uint(map_flags, BPF_F_MMAPABLE);				\
-		__uint(max_entries, 1);						\
-		__type(key, __u32);						\
-		__type(value, struct fl_backend);				\
-	} backends_##n SEC(".maps");						\
-	struct {								\
-		__uint(type, BPF_MAP_TYPE_ARRAY);				\
-		__uint(map_flags, BPF_F_MMAPABLE);				\
-		__uint(max_entries, 1);						\
-		__type(key, __u32);						\
-		__type(value, struct fl_xdp_ring_chunk);			\
-	} rings_##n SEC(".maps")
+/* Both table slots in each map (xdp.h): the loader sets the sizes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);
+	__type(key, struct fl_xdp_vip_key);
+	__type(value, struct fl_xdp_vip_val);
+} vips SEC(".maps");
 
-SLOT_MAPS(0);
-SLOT_MAPS(1);
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fl_xdp_vip_val);
+} vips_by_id SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2);
+	__type(key, struct fl_xdp_addr_key);
+	__type(value, __u32);
+} vip_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fl_backend);
+} backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct fl_xdp_ring_chunk);
+} rings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -168,11 +178,6 @@ struct {
 	__type(value, struct csum_buf);
 } scratch SEC(".maps");
 
-/* The one table of this packet's slot. */
-#define SLOT_LOOKUP(slot, name, key)                                           \
-	((slot) ? bpf_map_lookup_elem(&name##_1, (key))                        \
-		: bpf_map_lookup_elem(&name##_0, (key)))
-
 /* What the parse learns: dp/pkt.h's struct fl_pkt. */
 struct pkt {
 	struct fl_flow_key key;
@@ -191,6 +196,7 @@ struct pkt {
 /* One packet's context: the tables it reads and its counters. */
 struct run {
 	struct fl_worker_counters *ctr;
+	struct fl_vip_counters *vc;	/* the VIP's, once known; may be NULL */
 	const struct fl_xdp_slot_meta *meta;
 	__u32 slot;
 	__u32 backend_limit;
@@ -198,6 +204,41 @@ struct run {
 	__u32 rx_len;
 	__u64 now;
 };
+
+/*
+ * Words in the frame, in network order. The frame's alignment is unknown;
+ * the word loads and stores the x86-64 and arm64 JITs emit need none, and
+ * the verifier allows them (the program is not loaded with strict
+ * alignment). __builtin_memcpy through a byte pointer compiles to a byte at
+ * a time: several times the instructions.
+ */
+static __always_inline __u16 ld16(const void *p)
+{
+	return *(const __u16 *)p;
+}
+
+static __always_inline __u32 ld32(const void *p)
+{
+	return *(const __u32 *)p;
+}
+
+static __always_inline void st16(void *p, __u16 v)
+{
+	*(__u16 *)p = v;
+}
+
+static __always_inline void st32(void *p, __u32 v)
+{
+	*(__u32 *)p = v;
+}
+
+static __always_inline void ld_addr6(union fl_addr *a, const __u8 *b)
+{
+	a->v6[0] = ld32(b);
+	a->v6[1] = ld32(b + 4);
+	a->v6[2] = ld32(b + 8);
+	a->v6[3] = ld32(b + 12);
+}
 
 /* ---- parse (dp/parse.c, the same checks in the same order) ---- */
 
@@ -239,8 +280,8 @@ static __always_inline int parse_tcp(void *data, void *data_end, __u32 off, __u3
 	doff = (__u32)(th[12] >> 4) * 4;
 	if (doff < TCP_HLEN || off + doff > end)
 		return DROP(FL_DROP_TCP_BAD_HEADER);
-	__builtin_memcpy(&p->key.sport, th, 2);
-	__builtin_memcpy(&p->key.dport, th + 2, 2);
+	p->key.sport = ld16(th);
+	p->key.dport = ld16(th + 2);
 	p->tcp_flags = th[13];
 	return PARSE_FLOW;
 }
@@ -255,8 +296,8 @@ static __always_inline int parse_udp(void *data, void *data_end, __u32 off, __u3
 	uh = AT(data, data_end, off, UDP_HLEN);
 	if (!uh)
 		return DROP(FL_DROP_L4_TRUNCATED);
-	__builtin_memcpy(&p->key.sport, uh, 2);
-	__builtin_memcpy(&p->key.dport, uh + 2, 2);
+	p->key.sport = ld16(uh);
+	p->key.dport = ld16(uh + 2);
 	return PARSE_FLOW;
 }
 
@@ -264,8 +305,8 @@ static __always_inline int parse_udp(void *data, void *data_end, __u32 off, __u3
 static __always_inline int icmp_error_key(struct pkt *p, struct fl_flow_key *inner,
 					  const __u8 *ports, __u32 mtu)
 {
-	__builtin_memcpy(&inner->sport, ports, 2);
-	__builtin_memcpy(&inner->dport, ports + 2, 2);
+	inner->sport = ld16(ports);
+	inner->dport = ld16(ports + 2);
 	fl_flow_key_reverse(&p->key, inner);
 	p->flags |= PKT_ICMP_ERROR;
 	p->icmp_mtu = mtu > 0xffff ? 0xffff : mtu;
@@ -301,8 +342,8 @@ static __always_inline int parse_icmp4(void *data, void *data_end, __u32 off, __
 	ports = AT(data, data_end, in + ihl, L4_PORTS_LEN);
 	if (!ports)
 		return DROP(FL_DROP_L4_TRUNCATED);
-	__builtin_memcpy(&k.src.v4, ip + 12, 4);
-	__builtin_memcpy(&k.dst.v4, ip + 16, 4);
+	k.src.v4 = ld32(ip + 12);
+	k.dst.v4 = ld32(ip + 16);
 	k.proto = ip[9];
 	return icmp_error_key(p, &k, ports, rd16(ih + 6));
 }
@@ -339,8 +380,8 @@ static __always_inline int parse_icmp6(void *data, void *data_end, __u32 off, __
 	ip = AT(data, data_end, in, IPV6_HLEN + L4_PORTS_LEN);
 	if (!ip)
 		return DROP(FL_DROP_L4_TRUNCATED);
-	__builtin_memcpy(k.src.bytes, ip + 8, 16);
-	__builtin_memcpy(k.dst.bytes, ip + 24, 16);
+	ld_addr6(&k.src, ip + 8);
+	ld_addr6(&k.dst, ip + 24);
 	k.proto = ip[6];
 	return icmp_error_key(p, &k, ip + IPV6_HLEN, rd32(ih + 4));
 }
@@ -392,8 +433,8 @@ static __always_inline int parse_ipv4(void *data, void *data_end, __u32 len, __u
 	p->ttl = ip[8];
 	p->key.proto = ip[9];
 	p->key.family = FL_AF_INET;
-	__builtin_memcpy(&p->key.src.v4, ip + 12, 4);
-	__builtin_memcpy(&p->key.dst.v4, ip + 16, 4);
+	p->key.src.v4 = ld32(ip + 12);
+	p->key.dst.v4 = ld32(ip + 16);
 
 	frag = rd16(ip + 6);
 	p->flags = (frag & IPV4_DF) ? PKT_DF : 0;
@@ -462,8 +503,8 @@ static __always_inline int parse_ipv6(void *data, void *data_end, __u32 len, __u
 	p->tos = (__u8)(rd16(ip) >> 4);
 	p->ttl = ip[7];
 	p->key.family = FL_AF_INET6;
-	__builtin_memcpy(p->key.src.bytes, ip + 8, 16);
-	__builtin_memcpy(p->key.dst.bytes, ip + 24, 16);
+	ld_addr6(&p->key.src, ip + 8);
+	ld_addr6(&p->key.dst, ip + 24);
 
 	nh = ip[6];
 	l4 = ipv6_walk(data, data_end, l3 + IPV6_HLEN, l3 + iplen, &nh, &frag);
@@ -572,11 +613,11 @@ static __always_inline void put_ip4(__u8 *o, __u8 tos, __u32 tot_len, __be16 id,
 	__u32 w2 = OUTER_TTL | (__u32)proto << 8;
 
 	w2 |= (__u32)(__u16)~fold((__u64)w0 + w1 + w2 + saddr + daddr) << 16;
-	__builtin_memcpy(o, &w0, 4);
-	__builtin_memcpy(o + 4, &w1, 4);
-	__builtin_memcpy(o + 8, &w2, 4);
-	__builtin_memcpy(o + 12, &saddr, 4);
-	__builtin_memcpy(o + 16, &daddr, 4);
+	st32(o, w0);
+	st32(o + 4, w1);
+	st32(o + 8, w2);
+	st32(o + 12, saddr);
+	st32(o + 16, daddr);
 }
 
 static __always_inline void put_ip6(__u8 *o, __u8 tclass, __u32 flow, __u32 payload_len,
@@ -585,33 +626,33 @@ static __always_inline void put_ip6(__u8 *o, __u8 tclass, __u32 flow, __u32 payl
 	__u32 w0 = bpf_htonl(6u << 28 | (__u32)tclass << 20 | (flow & 0xfffffu));
 	__u32 w1 = bpf_htons((__u16)payload_len) | (__u32)nexthdr << 16 |
 		   (__u32)OUTER_TTL << 24;
-	__be32 s[4] = { cfg_tunnel_src_v6[0], cfg_tunnel_src_v6[1], cfg_tunnel_src_v6[2],
-			cfg_tunnel_src_v6[3] };
 
-	__builtin_memcpy(o, &w0, 4);
-	__builtin_memcpy(o + 4, &w1, 4);
-	__builtin_memcpy(o + 8, s, 16);
-	__builtin_memcpy(o + 24, daddr, 16);
+	st32(o, w0);
+	st32(o + 4, w1);
+	st32(o + 8, cfg_tunnel_src_v6[0]);
+	st32(o + 12, cfg_tunnel_src_v6[1]);
+	st32(o + 16, cfg_tunnel_src_v6[2]);
+	st32(o + 20, cfg_tunnel_src_v6[3]);
+	st32(o + 24, daddr[0]);
+	st32(o + 28, daddr[1]);
+	st32(o + 32, daddr[2]);
+	st32(o + 36, daddr[3]);
 }
 
 /* Destination and source MAC; the source is cfg_src_mac unless that is
  * zero, then own (the received destination MAC: the interface's). */
-static __always_inline void put_macs(__u8 *d, const volatile __u8 *dmac, const __u8 *own)
+static __always_inline void put_macs(__u8 *d, const volatile __u8 *dmac, const __u16 own[3])
 {
+	const volatile __u16 *dst = (const volatile __u16 *)dmac;
+	const volatile __u16 *src = (const volatile __u16 *)cfg_src_mac;
 	int z = mac_is_zero(cfg_src_mac);
 
-	d[0] = dmac[0];
-	d[1] = dmac[1];
-	d[2] = dmac[2];
-	d[3] = dmac[3];
-	d[4] = dmac[4];
-	d[5] = dmac[5];
-	d[6] = z ? own[0] : cfg_src_mac[0];
-	d[7] = z ? own[1] : cfg_src_mac[1];
-	d[8] = z ? own[2] : cfg_src_mac[2];
-	d[9] = z ? own[3] : cfg_src_mac[3];
-	d[10] = z ? own[4] : cfg_src_mac[4];
-	d[11] = z ? own[5] : cfg_src_mac[5];
+	st16(d, dst[0]);
+	st16(d + 2, dst[1]);
+	st16(d + 4, dst[2]);
+	st16(d + 6, z ? own[0] : src[0]);
+	st16(d + 8, z ? own[1] : src[1]);
+	st16(d + 10, z ? own[2] : src[2]);
 }
 
 /* Drops what follows the IP packet (Ethernet padding), as dp's *len does. */
@@ -627,10 +668,8 @@ static __always_inline int trim(struct xdp_md *ctx, __u32 want)
 /*
  * dp/encap.c encap_tunnel: outer IPv4 or IPv6, with or without UDP (GUE).
  * The received L2 header stays (VLAN tags included) with new MACs and the
- * outer family's EtherType; the inner packet is untouched. Headers are
- * composed on the stack and written with bpf_xdp_store_bytes: at the
- * variable offset l3, direct packet writes would need bounds checks the
- * compiler is free to move away from the accesses.
+ * outer family's EtherType; the inner packet is untouched. Written straight
+ * into the frame: each packet helper call costs more than the stores.
  */
 static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 					const struct fl_backend *b, __u32 *reason,
@@ -642,7 +681,9 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 	const int inner_v6 = p->key.family == FL_AF_INET6;
 	const int df = inner_v6 || (p->flags & PKT_DF);
 	const __u8 proto = gue ? P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
-	__u8 l2[L2_MAX], oh[FL_XDP_MAX_OUTER], own[6];
+	__u8 *data, *rx, *o;
+	__u16 own[3];
+	__u32 tags[MAX_VLANS] = {};
 	__be16 inner_id = 0, et = bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IPV4);
 	__s64 inner_sum = 0;
 
@@ -662,13 +703,6 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 		*reason = FL_DROP_NO_HEADROOM;
 		return -1;
 	}
-	/* The received L2 header (and what follows it up to L2_MAX bytes:
-	 * the inner IP header is at least 20) and the inner IPv4 ID. */
-	if (bpf_xdp_load_bytes(ctx, hlen, l2, L2_MAX) ||
-	    (!inner_v6 && !df && bpf_xdp_load_bytes(ctx, l3 + hlen + 4, &inner_id, 2))) {
-		*reason = FL_DROP_IP_BAD_HEADER;
-		return -1;
-	}
 	if (gue && outer_v6) {
 		inner_sum = csum_inner(ctx, l3 + hlen, ip_len);
 		if (inner_sum < 0) {
@@ -676,24 +710,49 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 			return -1;
 		}
 	}
+	/* The received frame, now hlen bytes in: its L2 header and the inner
+	 * IPv4 ID lie in its first L2_MAX + 8 bytes, as the inner IP header
+	 * is at least 20. All is read before the new headers overwrite it. */
+	data = (void *)(long)ctx->data;
+	rx = data + hlen;
+	if ((void *)(rx + L2_MAX + 8) > (void *)(long)ctx->data_end) {
+		*reason = FL_DROP_IP_BAD_HEADER;
+		return -1;
+	}
+	own[0] = ld16(rx);
+	own[1] = ld16(rx + 2);
+	own[2] = ld16(rx + 4);
+	if (l3 > ETH_HLEN)
+		tags[0] = ld32(rx + ETH_HLEN - 2);
+	if (l3 == L2_MAX)
+		tags[1] = ld32(rx + ETH_HLEN - 2 + VLAN_HLEN);
+	/* each L2 length its own constant offset, for the verifier */
+	if (!df)
+		inner_id = ld16(l3 == ETH_HLEN ? rx + ETH_HLEN + 4 :
+				l3 == ETH_HLEN + VLAN_HLEN ? rx + ETH_HLEN + VLAN_HLEN + 4 :
+				rx + L2_MAX + 4);
 
 	/* put_l2: new MACs, the tags kept, the outer family's EtherType */
-	__builtin_memcpy(own, l2, 6);
-	put_macs(l2, cfg_next_hop_mac, own);
-	if (l3 == ETH_HLEN)
-		__builtin_memcpy(l2 + ETH_HLEN - 2, &et, 2);
-	else if (l3 == ETH_HLEN + VLAN_HLEN)
-		__builtin_memcpy(l2 + ETH_HLEN + VLAN_HLEN - 2, &et, 2);
-	else
-		__builtin_memcpy(l2 + L2_MAX - 2, &et, 2);
+	put_macs(data, cfg_next_hop_mac, own);
+	if (l3 == ETH_HLEN) {
+		o = data + ETH_HLEN;
+	} else if (l3 == ETH_HLEN + VLAN_HLEN) {
+		st32(data + ETH_HLEN - 2, tags[0]);
+		o = data + ETH_HLEN + VLAN_HLEN;
+	} else {
+		st32(data + ETH_HLEN - 2, tags[0]);
+		st32(data + ETH_HLEN - 2 + VLAN_HLEN, tags[1]);
+		o = data + L2_MAX;
+	}
+	st16(o - 2, et);
 
 	if (outer_v6) {
-		put_ip6(oh, p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
+		put_ip6(o, p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
 			b->key.addr.v6);
 	} else {
 		__be16 id = (df || inner_v6) ? 0 : inner_id ^ bpf_htons((__u16)(p->hash >> 16));
 
-		put_ip4(oh, p->tos, hlen + ip_len, id, df, proto, cfg_tunnel_src_v4,
+		put_ip4(o, p->tos, hlen + ip_len, id, df, proto, cfg_tunnel_src_v4,
 			b->key.addr.v4);
 	}
 	if (gue) {
@@ -717,15 +776,9 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 			if (check == 0)
 				check = 0xffff;
 		}
-		__builtin_memcpy(oh + ip_hlen, &ports, 4);
-		__builtin_memcpy(oh + ip_hlen + 4, &ulen, 2);
-		__builtin_memcpy(oh + ip_hlen + 6, &check, 2);
-	}
-	/* L2 first: its bytes past l3 are overwritten by the outer header */
-	if (bpf_xdp_store_bytes(ctx, 0, l2, L2_MAX) ||
-	    bpf_xdp_store_bytes(ctx, l3, oh, hlen)) {
-		*reason = FL_DROP_IP_BAD_HEADER;
-		return -1;
+		st32(o + ip_hlen, ports);
+		st16(o + ip_hlen + 4, ulen);
+		st16(o + ip_hlen + 6, check);
 	}
 	return 0;
 }
@@ -733,7 +786,8 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 				       const struct fl_backend *b, __u32 *reason)
 {
-	__u8 own[6], *d;
+	__u16 own[3];
+	__u8 *d;
 
 	if ((b->mac[0] | b->mac[1] | b->mac[2] | b->mac[3] | b->mac[4] | b->mac[5]) == 0) {
 		*reason = FL_DROP_NO_NEXT_HOP;
@@ -752,7 +806,9 @@ static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
-	__builtin_memcpy(own, d, 6);
+	own[0] = ld16(d);
+	own[1] = ld16(d + 2);
+	own[2] = ld16(d + 4);
 	put_macs(d, b->mac, own);
 	return 0;
 }
@@ -790,21 +846,43 @@ static __always_inline void count_drop(struct run *r, __u32 why)
 		r->ctr->drops[why]++;
 }
 
-static __always_inline void count_vip(__u32 vip_id, __u32 len)
+static __always_inline void count_vip(struct run *r)
 {
-	struct fl_vip_counters *c = bpf_map_lookup_elem(&vip_counters, &vip_id);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
+	r->vc = bpf_map_lookup_elem(&vip_counters, &r->vip_id);
+	if (r->vc) {
+		r->vc->packets++;
+		r->vc->bytes += r->rx_len;
 	}
+}
+
+/* The VIP a conntrack record names, if it is the packet's: what the vips
+ * lookup would find, without hashing the key (vips_by_id holds the ids the
+ * vips map gives). NULL: not the packet's VIP, or no such VIP. */
+static __always_inline const struct fl_xdp_vip_val *vip_of_record(const struct run *r,
+								  const struct fl_flow_key *k,
+								  __u32 vip_id)
+{
+	__u32 at = r->slot * cfg_max_vips + vip_id;
+	const struct fl_xdp_vip_val *vv;
+
+	if (vip_id >= cfg_max_vips)
+		return 0;
+	vv = bpf_map_lookup_elem(&vips_by_id, &at);
+	if (!vv || !(vv->vip.flags & FL_VIP_IN_USE) || vv->vip.port != k->dport ||
+	    vv->vip.proto != k->proto || vv->vip.family != k->family ||
+	    vv->vip.addr.v6[0] != k->dst.v6[0] || vv->vip.addr.v6[1] != k->dst.v6[1] ||
+	    vv->vip.addr.v6[2] != k->dst.v6[2] || vv->vip.addr.v6[3] != k->dst.v6[3])
+		return 0;
+	return vv;
 }
 
 static __always_inline const struct fl_backend *backend_at(const struct run *r, __u32 id)
 {
+	__u32 at = r->slot * cfg_max_backends + id;
+
 	if (id >= r->backend_limit)
 		return 0;
-	return SLOT_LOOKUP(r->slot, backends, &id);
+	return bpf_map_lookup_elem(&backends, &at);
 }
 
 /* fl_tables_pick: ring[offset + hash % size] of the packet's slot, or
@@ -818,8 +896,8 @@ static __always_inline __u32 maglev_pick(const struct run *r, const struct fl_vi
 	if (size == 0 || off > entries || size > entries - off)
 		return FL_BACKEND_NONE;
 	idx = off + hash % size;
-	chunk = idx / FL_XDP_RING_CHUNK;
-	c = SLOT_LOOKUP(r->slot, rings, &chunk);
+	chunk = r->slot * cfg_ring_chunks + idx / FL_XDP_RING_CHUNK;
+	c = bpf_map_lookup_elem(&rings, &chunk);
 	if (!c)
 		return FL_BACKEND_NONE;
 	id = c->id[idx & (FL_XDP_RING_CHUNK - 1)];
@@ -862,13 +940,28 @@ static __always_inline int ct_expired(const struct fl_xdp_ct_val *c, __u64 now)
 	return idle > cfg_timeout_ns[st];
 }
 
-/* This CPU's record of key, or NULL. A key another CPU recorded leaves
- * this CPU's copy zeroed (last_seen_ns 0): absent here. */
-static __always_inline struct fl_xdp_ct_val *ct_find(const struct fl_flow_key *k)
+static __always_inline int ct_live(const struct fl_xdp_ct_val *c, __u64 now)
 {
-	struct fl_xdp_ct_val *c = bpf_map_lookup_elem(&conntrack, k);
+	return c->last_seen_ns && !ct_expired(c, now);
+}
 
-	return c && c->last_seen_ns ? c : 0;
+/* The freshest live copy of key's record among all CPUs' copies (xdp.h),
+ * or NULL. Looked for only when the key is in the map but this CPU's copy
+ * is blank or idle too long. The owner may be writing the copy
+ * as it is read; a torn read mixes its old and new choice of backend, and
+ * either is checked (epoch, state) as any record is. */
+static __always_inline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct fl_flow_key *k,
+								   __u64 now)
+{
+	const struct fl_xdp_ct_val *best = 0;
+
+	for (__u32 cpu = 0; cpu < FL_XDP_MAX_CPUS && cpu < cfg_ncpus; cpu++) {
+		const struct fl_xdp_ct_val *c = bpf_map_lookup_percpu_elem(&conntrack, k, cpu);
+
+		if (c && ct_live(c, now) && (!best || c->last_seen_ns > best->last_seen_ns))
+			best = c;
+	}
+	return best;
 }
 
 /* Encapsulate toward backend id and give the verdict. */
@@ -895,27 +988,40 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 
 /* dp flow_stage: follow the record while its backend keeps flows (same
  * VIP, up or draining, same epoch), else choose by Maglev and record or
- * rebind. */
+ * rebind. The record is this CPU's copy, or another CPU's adopted when this
+ * one has none (xdp.h): counted as a hit. */
 static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct pkt *p)
+				      struct pkt *p, struct fl_xdp_ct_val *rec)
 {
-	struct fl_xdp_ct_val *rec = ct_find(&p->key), fresh = {};
+	struct fl_xdp_ct_val fresh = {};
+	const int bare_syn = (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	const struct fl_backend *be;
+	int live = 0;
 	__u32 id;
 
-	if (rec && ct_expired(rec, r->now)) {
-		rec->last_seen_ns = 0;	/* freed */
-		r->ctr->ct_expired++;
-		rec = 0;
+	if (rec && rec->last_seen_ns) {
+		live = !ct_expired(rec, r->now);
+		if (!live) {
+			rec->last_seen_ns = 0;	/* freed */
+			r->ctr->ct_expired++;
+		}
 	}
-	if (rec) {
+	if (rec && !live) {
+		const struct fl_xdp_ct_val *other = ct_find_any_cpu(&p->key, r->now);
+
+		if (other) {
+			*rec = *other;
+			live = 1;
+		}
+	}
+	if (live) {
 		rec->last_seen_ns = r->now;
 		r->ctr->ct_hits++;
 		be = backend_at(r, rec->backend_id);
 		/* a bare SYN on a closed flow's record is a new connection on a
 		 * reused 5-tuple: chosen anew (dp: fl_ct_reopens) */
 		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
-		    !(rec->state == FL_XDP_CT_CLOSING && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
+		    !(rec->state == FL_XDP_CT_CLOSING && bare_syn)) {
 			ct_track(rec, p->tcp_flags);
 			return forward(ctx, r, v, p, be, rec->backend_id);
 		}
@@ -928,7 +1034,7 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		count_drop(r, FL_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	if (rec) {
+	if (live) {
 		/* its backend is down, removed or reused, or a new
 		 * connection reuses the 5-tuple: choose again */
 		rec->backend_id = id;
@@ -936,34 +1042,37 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		r->ctr->ct_reselected++;
 		ct_track(rec, p->tcp_flags);
 	} else {
-		struct fl_vip_counters *vc;
-
 		fresh.backend_id = id;
 		fresh.epoch = be->epoch;
 		fresh.vip_id = r->vip_id;
 		fresh.state = ct_initial_state(p->key.proto, p->tcp_flags);
 		fresh.last_seen_ns = r->now;
-		if (bpf_map_update_elem(&conntrack, &p->key, &fresh, BPF_ANY) == 0) {
+		/* A blank copy of a key in the map is written in place: an
+		 * update would take a free LRU node first, evicting a flow
+		 * when the table is full. */
+		if (rec)
+			*rec = fresh;
+		if (rec || bpf_map_update_elem(&conntrack, &p->key, &fresh, BPF_ANY) == 0) {
 			r->ctr->new_flows++;
-			vc = bpf_map_lookup_elem(&vip_counters, &r->vip_id);
-			if (vc)
-				vc->new_flows++;
+			if (r->vc)
+				r->vc->new_flows++;
 		}
 	}
 	return forward(ctx, r, v, p, be, id);
 }
 
 /* dp icmp_stage: an FN/PTB about a VIP flow goes to the flow's backend; the
- * record is only read. */
+ * record, this CPU's copy or another's, is only read. */
 static __always_inline int icmp_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct pkt *p)
+				      struct pkt *p, const struct fl_xdp_ct_val *rec)
 {
-	struct fl_xdp_ct_val *rec = ct_find(&p->key);
 	const struct fl_backend *be = 0;
 	__u32 id = FL_BACKEND_NONE;
 	int verdict;
 
-	if (rec && !ct_expired(rec, r->now)) {
+	if (rec && !ct_live(rec, r->now))
+		rec = ct_find_any_cpu(&p->key, r->now);
+	if (rec) {
 		be = backend_at(r, rec->backend_id);
 		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch))
 			id = rec->backend_id;
@@ -994,14 +1103,15 @@ static __always_inline int to_kernel(struct run *r)
  * dropped and counted, the rest are the host's (dp fragment_vip). */
 static __always_inline int fragment(struct run *r, const struct pkt *p)
 {
-	struct fl_xdp_addr_key ak = { .family = p->key.family };
+	struct fl_xdp_addr_key ak = { .family = p->key.family, .slot = (__u8)r->slot };
 	__u32 *vip_id;
 
 	ak.addr = p->key.dst;
-	vip_id = SLOT_LOOKUP(r->slot, vip_addrs, &ak);
+	vip_id = bpf_map_lookup_elem(&vip_addrs, &ak);
 	if (!vip_id)
 		return to_kernel(r);
-	count_vip(*vip_id, r->rx_len);
+	r->vip_id = *vip_id;
+	count_vip(r);
 	count_drop(r, FL_DROP_IP_FRAGMENT);
 	return XDP_DROP;
 }
@@ -1013,6 +1123,7 @@ int balancer(struct xdp_md *ctx)
 	struct fl_xdp_vip_key vk = {};
 	const struct fl_xdp_vip_val *vv;
 	const struct fl_xdp_ctl *c;
+	struct fl_xdp_ct_val *rec;
 	struct run r = {};
 	__u32 zero = 0, reason = 0;
 	int verdict;
@@ -1043,11 +1154,20 @@ int balancer(struct xdp_md *ctx)
 	if (p.flags & PKT_FRAGMENT)
 		return fragment(&r, &p);
 
-	vk.addr = p.key.dst;
-	vk.port = p.key.dport;
-	vk.proto = p.key.proto;
-	vk.family = p.key.family;
-	vv = SLOT_LOOKUP(r.slot, vips, &vk);
+	/* This CPU's copy of the flow's record (blank when another CPU made
+	 * it, xdp.h). A record names its VIP: checking that VIP against the
+	 * packet costs less than the vips hash lookup, which only new flows
+	 * and the host's own traffic then pay. */
+	rec = bpf_map_lookup_elem(&conntrack, &p.key);
+	vv = rec ? vip_of_record(&r, &p.key, rec->vip_id) : 0;
+	if (!vv) {
+		vk.addr = p.key.dst;
+		vk.port = p.key.dport;
+		vk.proto = p.key.proto;
+		vk.family = p.key.family;
+		vk.slot = (__u8)r.slot;
+		vv = bpf_map_lookup_elem(&vips, &vk);
+	}
 	if (!vv)
 		return to_kernel(&r);	/* not a VIP: the host's own traffic */
 	r.vip_id = vv->vip_id;
@@ -1055,12 +1175,14 @@ int balancer(struct xdp_md *ctx)
 		count_drop(&r, FL_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	count_vip(r.vip_id, r.rx_len);
-	r.now = bpf_ktime_get_ns();
+	count_vip(&r);
+	/* a tick's resolution is enough for timeouts of seconds; reading the
+	 * clock source cost about 40 ns a packet here */
+	r.now = bpf_ktime_get_coarse_ns();
 	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
 	if (p.flags & PKT_ICMP_ERROR)
-		return icmp_stage(ctx, &r, &vv->vip, &p);
-	return flow_stage(ctx, &r, &vv->vip, &p);
+		return icmp_stage(ctx, &r, &vv->vip, &p, rec);
+	return flow_stage(ctx, &r, &vv->vip, &p, rec);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

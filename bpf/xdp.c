@@ -50,17 +50,15 @@ static void *map_mem(struct bpf_map *m, size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* Tables hold both slots (xdp.h); counters and conntrack are per CPU. */
 static void set_sizes(struct balancer_bpf *s, __u32 vips, __u32 backends, __u32 chunks,
 		      __u32 ct)
 {
-	bpf_map__set_max_entries(s->maps.vips_0, vips);
-	bpf_map__set_max_entries(s->maps.vips_1, vips);
-	bpf_map__set_max_entries(s->maps.vip_addrs_0, vips);
-	bpf_map__set_max_entries(s->maps.vip_addrs_1, vips);
-	bpf_map__set_max_entries(s->maps.backends_0, backends);
-	bpf_map__set_max_entries(s->maps.backends_1, backends);
-	bpf_map__set_max_entries(s->maps.rings_0, chunks);
-	bpf_map__set_max_entries(s->maps.rings_1, chunks);
+	bpf_map__set_max_entries(s->maps.vips, 2 * vips);
+	bpf_map__set_max_entries(s->maps.vips_by_id, 2 * vips);
+	bpf_map__set_max_entries(s->maps.vip_addrs, 2 * vips);
+	bpf_map__set_max_entries(s->maps.backends, 2 * backends);
+	bpf_map__set_max_entries(s->maps.rings, 2 * chunks);
 	bpf_map__set_max_entries(s->maps.vip_counters, vips);
 	bpf_map__set_max_entries(s->maps.backend_counters, backends);
 	bpf_map__set_max_entries(s->maps.conntrack, ct);
@@ -81,6 +79,16 @@ static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
 
 		ro->cfg_timeout_ns[i] = (__u64)t * 1000000000ull;
 	}
+}
+
+/* The CPUs whose conntrack copies a packet may look through; 0 on error. */
+static __u32 possible_cpus(void)
+{
+	int n = libbpf_num_possible_cpus();
+
+	if (n <= 0)
+		return 0;
+	return (__u32)n < FL_XDP_MAX_CPUS ? (__u32)n : FL_XDP_MAX_CPUS;
 }
 
 /* A map id list of a loaded program; free() it. NULL on error (errno). */
@@ -201,6 +209,12 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 	set_rodata(s, k);
 	s->rodata->cfg_max_vips = x->max_vips;
 	s->rodata->cfg_max_backends = x->max_backends;
+	s->rodata->cfg_ring_chunks = chunks;
+	s->rodata->cfg_ncpus = possible_cpus();
+	if (!s->rodata->cfg_ncpus) {
+		rc = fl_err(err, errlen, -EINVAL, "xdp: cannot read the possible CPUs");
+		goto cleanup;
+	}
 	if (keep && (rc = keep_maps(x, keep, err, errlen)) != 0)
 		goto cleanup;
 
@@ -217,16 +231,15 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 		goto cleanup;
 	}
 
-	x->ring_len = page_round((size_t)chunks * sizeof(struct fl_xdp_ring_chunk));
-	x->backend_len = page_round((size_t)x->max_backends * sizeof(struct fl_backend));
+	x->rings_len = page_round(2 * (size_t)chunks * sizeof(struct fl_xdp_ring_chunk));
+	x->backends_len = page_round(2 * (size_t)x->max_backends * sizeof(struct fl_backend));
+	x->vips_by_id_len = page_round(2 * (size_t)x->max_vips * sizeof(struct fl_xdp_vip_val));
 	x->ctl_len = page_round(sizeof(struct fl_xdp_ctl));
-	x->ring_mem[0] = map_mem(s->maps.rings_0, x->ring_len);
-	x->ring_mem[1] = map_mem(s->maps.rings_1, x->ring_len);
-	x->backend_mem[0] = map_mem(s->maps.backends_0, x->backend_len);
-	x->backend_mem[1] = map_mem(s->maps.backends_1, x->backend_len);
+	x->rings = map_mem(s->maps.rings, x->rings_len);
+	x->backends = map_mem(s->maps.backends, x->backends_len);
+	x->vips_by_id = map_mem(s->maps.vips_by_id, x->vips_by_id_len);
 	x->ctl = map_mem(s->maps.ctl, x->ctl_len);
-	if (!x->ring_mem[0] || !x->ring_mem[1] || !x->backend_mem[0] || !x->backend_mem[1] ||
-	    !x->ctl) {
+	if (!x->rings || !x->backends || !x->vips_by_id || !x->ctl) {
 		rc = fl_err(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
 		goto cleanup;
 	}
@@ -262,20 +275,32 @@ static void grace_period(void)
 	}
 }
 
-/* Empties a hash map of the inactive slot (no packet reads it). */
-static int hash_clear(int fd, __u32 key_size)
+/* Deletes one slot's keys (the byte at slot_off) from a table hash map of
+ * at most max_keys keys: the inactive slot, which no packet reads. The keys
+ * are gathered first, as a delete during the walk would restart it. */
+static int slot_clear(int fd, __u32 key_size, size_t slot_off, __u32 slot, __u32 max_keys)
 {
-	__u8 key[64], next[64];
-	int rc;
+	__u8 key[64], *found;
+	__u32 n = 0;
+	int rc = 0;
 
-	if (key_size > sizeof(key))
+	if (key_size > sizeof(key) || slot_off >= key_size)
 		return -EINVAL;
-	while ((rc = bpf_map_get_next_key(fd, NULL, next)) == 0) {
-		memcpy(key, next, key_size);
-		if (bpf_map_delete_elem(fd, key) != 0)
-			return -errno;
+	found = calloc(max_keys ? max_keys : 1, key_size);
+	if (!found)
+		return -ENOMEM;
+	for (int more = bpf_map_get_next_key(fd, NULL, key) == 0; more;
+	     more = bpf_map_get_next_key(fd, key, key) == 0) {
+		if (key[slot_off] == slot && n < max_keys)
+			memcpy(found + (size_t)n++ * key_size, key, key_size);
 	}
-	return errno == ENOENT ? 0 : -errno;
+	if (errno != ENOENT)
+		rc = -errno;
+	for (__u32 i = 0; i < n && rc == 0; i++)
+		if (bpf_map_delete_elem(fd, found + (size_t)i * key_size) != 0)
+			rc = -errno;
+	free(found);
+	return rc;
 }
 
 /* The ring entries in use: up to the end of the furthest VIP ring that
@@ -300,12 +325,16 @@ static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __
 		     char *err, size_t errlen)
 {
 	struct balancer_bpf *s = x->skel;
-	int vfd = bpf_map__fd(slot ? s->maps.vips_1 : s->maps.vips_0);
-	int afd = bpf_map__fd(slot ? s->maps.vip_addrs_1 : s->maps.vip_addrs_0);
+	int vfd = bpf_map__fd(s->maps.vips), afd = bpf_map__fd(s->maps.vip_addrs);
+	struct fl_xdp_vip_val *by_id = x->vips_by_id + (size_t)slot * x->max_vips;
 	int rc;
 
-	if ((rc = hash_clear(vfd, sizeof(struct fl_xdp_vip_key))) != 0 ||
-	    (rc = hash_clear(afd, sizeof(struct fl_xdp_addr_key))) != 0)
+	memset(by_id, 0, (size_t)x->max_vips * sizeof(*by_id));
+
+	if ((rc = slot_clear(vfd, sizeof(struct fl_xdp_vip_key),
+			     offsetof(struct fl_xdp_vip_key, slot), slot, 2 * x->max_vips)) != 0 ||
+	    (rc = slot_clear(afd, sizeof(struct fl_xdp_addr_key),
+			     offsetof(struct fl_xdp_addr_key, slot), slot, 2 * x->max_vips)) != 0)
 		return fl_err(err, errlen, rc, "xdp: clear VIPs of slot %u: %s", slot, strerror(-rc));
 	for (__u32 i = 0; i < nvips; i++) {
 		const struct fl_vip *v = &t->vips[i];
@@ -320,14 +349,20 @@ static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __
 		vk.port = v->port;
 		vk.proto = v->proto;
 		vk.family = v->family;
+		vk.slot = (__u8)slot;
 		memset(&vv, 0, sizeof(vv));
 		vv.vip = *v;
 		vv.vip_id = i;
 		memset(&ak, 0, sizeof(ak));
 		ak.addr = v->addr;
 		ak.family = v->family;
-		/* the lowest id of an address wins, as dp's fragment scan */
-		if (bpf_map_update_elem(vfd, &vk, &vv, BPF_NOEXIST) != 0 && errno != EEXIST)
+		ak.slot = (__u8)slot;
+		/* the lowest id of an address wins, as dp's fragment scan;
+		 * by_id holds the ids the vips map gives, so a duplicate
+		 * VIP's id stays empty */
+		if (bpf_map_update_elem(vfd, &vk, &vv, BPF_NOEXIST) == 0)
+			by_id[i] = vv;
+		else if (errno != EEXIST)
 			return fl_err(err, errlen, -errno, "xdp: VIP %u: %s", i, strerror(errno));
 		if (bpf_map_update_elem(afd, &ak, &i, BPF_NOEXIST) != 0 && errno != EEXIST)
 			return fl_err(err, errlen, -errno, "xdp: VIP %u address: %s", i,
@@ -339,6 +374,7 @@ static int fill_vips(struct fl_xdp *x, __u32 slot, const struct fl_tables *t, __
 int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_t errlen)
 {
 	struct fl_xdp_slot_meta meta;
+	struct fl_backend *backends;
 	__u32 slot, nvips, nb, nring;
 	int rc;
 
@@ -359,10 +395,12 @@ int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_
 	rc = fill_vips(x, slot, t, nvips, err, errlen);
 	if (rc)
 		return rc;
-	memcpy(x->backend_mem[slot], t->backends, (size_t)nb * sizeof(struct fl_backend));
-	memset((char *)x->backend_mem[slot] + (size_t)nb * sizeof(struct fl_backend), 0,
-	       (size_t)(x->max_backends - nb) * sizeof(struct fl_backend));
-	memcpy(x->ring_mem[slot], t->ring, (size_t)nring * sizeof(__u32));
+	backends = x->backends + (size_t)slot * x->max_backends;
+	memcpy(backends, t->backends, (size_t)nb * sizeof(struct fl_backend));
+	memset(backends + nb, 0, (size_t)(x->max_backends - nb) * sizeof(struct fl_backend));
+	/* chunks hold FL_XDP_RING_CHUNK ids each, without padding */
+	memcpy(x->rings + (size_t)slot * (x->ring_entries / FL_XDP_RING_CHUNK), t->ring,
+	       (size_t)nring * sizeof(__u32));
 
 	memset(&meta, 0, sizeof(meta));
 	meta.generation = ++x->generation;
@@ -458,14 +496,15 @@ void fl_xdp_close(struct fl_xdp *x)
 	if (!x)
 		return;
 	fl_xdp_detach(x);
-	for (int i = 0; i < 2; i++) {
-		if (x->ring_mem[i])
-			munmap(x->ring_mem[i], x->ring_len);
-		if (x->backend_mem[i])
-			munmap(x->backend_mem[i], x->backend_len);
-		x->ring_mem[i] = NULL;
-		x->backend_mem[i] = NULL;
-	}
+	if (x->rings)
+		munmap(x->rings, x->rings_len);
+	if (x->backends)
+		munmap(x->backends, x->backends_len);
+	if (x->vips_by_id)
+		munmap(x->vips_by_id, x->vips_by_id_len);
+	x->rings = NULL;
+	x->backends = NULL;
+	x->vips_by_id = NULL;
 	if (x->ctl)
 		munmap(x->ctl, x->ctl_len);
 	x->ctl = NULL;

@@ -5,15 +5,21 @@
  * mode and by the tests. The program parses, hashes and selects exactly as
  * fulcrum-dp does, so a fleet may mix both (DESIGN.md "Flow hash").
  *
- * Tables. Every table exists twice, one copy per slot, as in the shared
- * memory: vips_N (hash: VIP -> record), vip_addrs_N (hash: address -> first
- * VIP id, for fragments), backends_N (array by id) and rings_N (array of
- * FL_XDP_RING_CHUNK ids), plus slot_meta[N] (seed, counts). The one-entry
- * array `ctl` holds the active slot; the program reads it once per packet
- * and then reads only that slot. fl_xdp_publish writes the inactive slot,
- * flips `ctl`, then waits for an RCU grace period (membarrier GLOBAL, which
- * is synchronize_rcu()): every XDP run happens inside an RCU read section,
- * so after the wait no packet still reads the old slot, and the next publish
+ * Tables. Every table holds two slots, as the shared memory does: vips
+ * (hash: VIP and slot -> record), vips_by_id (array: the same records by
+ * VIP id, slot 1's max_vips after slot 0's; a conntrack record names its
+ * VIP by id, which spares the hash lookup), vip_addrs (hash: address and
+ * slot -> first VIP id, for fragments), backends (array: slot 1's
+ * max_backends ids after slot 0's) and rings (array of FL_XDP_RING_CHUNK
+ * ids: slot 1's chunks after slot 0's), plus slot_meta[slot] (seed,
+ * counts). One map per table, not one per slot: the program then names
+ * every map by a constant, which the verifier needs to inline the array
+ * lookups and to call the hash lookups directly. The one-entry array `ctl`
+ * holds the active slot; the program reads it once per packet and then
+ * reads only that slot. fl_xdp_publish writes the inactive slot, flips
+ * `ctl`, then waits for an RCU grace period (membarrier GLOBAL, which is
+ * synchronize_rcu()): every XDP run happens inside an RCU read section, so
+ * after the wait no packet still reads the old slot, and the next publish
  * may overwrite it. No packet can see half a table.
  */
 #ifndef FL_BPF_XDP_H
@@ -26,12 +32,18 @@
 
 #define FL_XDP_RING_CHUNK 16u	/* ring ids per array element */
 
-/* Key of vips_N: what fl_vip_find compares. */
+/* The most CPUs whose conntrack copies a packet looks through when its own
+ * CPU has no record of its flow (the verifier needs a constant bound). */
+#define FL_XDP_MAX_CPUS 512u
+
+/* Key of vips: what fl_vip_find compares, in one slot. */
 struct fl_xdp_vip_key {
 	union fl_addr addr;
 	__be16 port;
 	__u8 proto;
 	__u8 family;
+	__u8 slot;
+	__u8 pad[3];
 };
 
 struct fl_xdp_vip_val {
@@ -40,11 +52,12 @@ struct fl_xdp_vip_val {
 	__u32 pad;
 };
 
-/* Key of vip_addrs_N: a VIP address whatever its port, for fragments. */
+/* Key of vip_addrs: a VIP address whatever its port, for fragments. */
 struct fl_xdp_addr_key {
 	union fl_addr addr;
 	__u8 family;
-	__u8 pad[3];
+	__u8 slot;
+	__u8 pad[2];
 };
 
 struct fl_xdp_ring_chunk {
@@ -79,17 +92,22 @@ enum fl_xdp_ct_state {
 };
 
 /* Value of the per-CPU LRU conntrack map, keyed by struct fl_flow_key. A
- * zero last_seen_ns is a CPU's copy that was never written: absent. */
+ * zero last_seen_ns is a CPU's copy that was never written (another CPU
+ * recorded the key) or was freed: absent on that CPU. A packet whose CPU has
+ * no live copy of a key in the map follows the freshest live copy of the
+ * other CPUs and takes it as its CPU's own, as one conntrack would: a flow
+ * stays on one CPU only where RSS or RPS hash it so. A key no CPU recorded
+ * has no element at all, so a new flow looks at no other CPU. */
 struct fl_xdp_ct_val {
 	__u32 backend_id;
 	__u32 epoch;
 	__u32 vip_id;
 	__u8 state;		/* enum fl_xdp_ct_state */
 	__u8 pad[3];
-	__u64 last_seen_ns;	/* bpf_ktime_get_ns() */
+	__u64 last_seen_ns;	/* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, to a tick */
 };
 
-_Static_assert(sizeof(struct fl_xdp_vip_key) == 20, "vip key layout");
+_Static_assert(sizeof(struct fl_xdp_vip_key) == 24, "vip key layout");
 _Static_assert(sizeof(struct fl_xdp_vip_val) == 40, "vip value layout");
 _Static_assert(sizeof(struct fl_xdp_addr_key) == 20, "addr key layout");
 _Static_assert(sizeof(struct fl_xdp_ring_chunk) == 64, "ring chunk layout");
@@ -127,15 +145,17 @@ struct balancer_bpf;
 
 struct fl_xdp {
 	struct balancer_bpf *skel;
-	void *ring_mem[2];		/* rings_N, mmapped */
-	size_t ring_len;
-	void *backend_mem[2];		/* backends_N, mmapped */
-	size_t backend_len;
+	struct fl_xdp_ring_chunk *rings;	/* rings, mmapped: both slots */
+	size_t rings_len;
+	struct fl_backend *backends;	/* backends, mmapped: both slots */
+	size_t backends_len;
+	struct fl_xdp_vip_val *vips_by_id;	/* vips_by_id, mmapped: both slots */
+	size_t vips_by_id_len;
 	struct fl_xdp_ctl *ctl;		/* ctl, mmapped */
 	size_t ctl_len;
 	__u32 max_vips;
 	__u32 max_backends;
-	__u32 ring_entries;		/* ring ids the maps hold */
+	__u32 ring_entries;		/* ring ids a slot holds */
 	__u64 generation;		/* of the last publish */
 	int ifindex;			/* attached to; 0 = none */
 	__u32 attach_flags;

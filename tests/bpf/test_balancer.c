@@ -8,7 +8,8 @@
  * keeps, drains, moves and reselects flows by the same rule; and 100,000
  * random flows pick the same backend (the same bytes) in both data planes
  * on the same shared-memory tables. Needs root. The process is pinned to
- * one CPU: the conntrack map is per CPU and test_run runs on the caller's.
+ * one CPU: the conntrack map is per CPU and test_run runs on the caller's;
+ * other_cpu moves it to show a record followed from another CPU.
  */
 #include <errno.h>
 #include <sched.h>
@@ -629,6 +630,21 @@ static __u32 send_both(const struct flow *fl, const char *what)
 	return FL_BACKEND_NONE;
 }
 
+/* Where flow fl of VIP V4_IPIP falls in the model's rings (hash % M). */
+static __u32 ring_slot(const struct flow *fl)
+{
+	struct fl_flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.src = fl->src;
+	k.dst = fl->dst;
+	k.sport = htons(fl->sport);
+	k.dport = htons(fl->dport);
+	k.proto = TCP;
+	k.family = 4;
+	return fl_flow_hash(&k, E->m.seed) % M;
+}
+
 /* A flow of VIP V4_IPIP whose ring choice moves when backend `extra` joins. */
 static int moving_flow(struct flow *fl, __u32 first_client, __u32 extra)
 {
@@ -638,18 +654,10 @@ static int moving_flow(struct flow *fl, __u32 first_client, __u32 extra)
 	if (model_rings(&m2))
 		return -1;
 	for (__u32 c = first_client; c < first_client + 10000; c++) {
-		struct fl_flow_key k;
 		__u32 h;
 
 		flow_to(fl, V4_IPIP, c, (__u16)(20000 + c), TH_SYN);
-		memset(&k, 0, sizeof(k));
-		k.src = fl->src;
-		k.dst = fl->dst;
-		k.sport = htons(fl->sport);
-		k.dport = htons(fl->dport);
-		k.proto = TCP;
-		k.family = 4;
-		h = fl_flow_hash(&k, E->m.seed) % M;
+		h = ring_slot(fl);
 		if (E->m.ring[V4_IPIP][h] != m2.ring[V4_IPIP][h] && m2.ring[V4_IPIP][h] == extra)
 			return 0;
 	}
@@ -710,6 +718,95 @@ static void test_conntrack(void)
 		CHECK(send_both(&f2, "epoch changed") == extra2,
 		      "flow kept a backend whose epoch changed");
 	}
+}
+
+/* A bare SYN on a record closed by FIN/RST is a new connection on a reused
+ * 5-tuple: the ring chooses it, not the record's draining backend; without
+ * the FIN the SYN follows the record (dp: fl_ct_reopens). */
+static void test_reopen(void)
+{
+	struct flow fl;
+	__u32 a, b;
+
+	NEED_ENV();
+
+	flow_to(&fl, V4_IPIP, 0xa000, 41000, TH_SYN);
+	a = send_both(&fl, "first SYN");
+	REQUIRE(a < NB, "no backend");
+	fl.tcp_flags = TH_ACK;
+	CHECK(send_both(&fl, "ACK") == a, "the flow left its backend");
+
+	E->m.be[a].state = FL_BACKEND_DRAINING;
+	REQUIRE(publish(E) == 0, "publish");
+	b = E->m.ring[V4_IPIP][ring_slot(&fl)];
+	REQUIRE(b != a && b < NB, "the ring still names the draining backend");
+	fl.tcp_flags = TH_SYN;
+	CHECK(send_both(&fl, "bare SYN, no FIN") == a,
+	      "a SYN on an open flow's record left its draining backend");
+	fl.tcp_flags = TH_FIN | TH_ACK;
+	CHECK(send_both(&fl, "FIN") == a, "the FIN left the draining backend");
+	fl.tcp_flags = TH_SYN;
+	CHECK(send_both(&fl, "bare SYN after FIN") == b,
+	      "a new connection on the closed 5-tuple did not go to the ring's choice %u", b);
+	fl.tcp_flags = TH_ACK;
+	CHECK(send_both(&fl, "its ACK") == b, "the new connection left its backend");
+
+	E->m.be[a].state = FL_BACKEND_UP;
+	REQUIRE(publish(E) == 0, "publish");
+}
+
+/* Runs the calling thread on cpu alone; -1 when that is not possible. */
+static int run_on_cpu(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) != 0)
+		return -1;
+	return sched_getcpu() == cpu ? 0 : -1;
+}
+
+/* Conntrack is a per-CPU map, and without RSS or RPS a flow's packets meet
+ * several CPUs: a packet on a CPU with no copy of the record follows (and
+ * takes) another CPU's, so a table change that moves the flow's hash does
+ * not move the flow. test_run runs the program on the caller's CPU. */
+static void test_other_cpu(void)
+{
+	struct fl_worker_counters c0, c1;
+	struct flow fl, syn;
+	cpu_set_t saved;
+	__u32 a, s, extra = 26;
+
+	NEED_ENV();
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		printf("other_cpu: skipped, one CPU online\n");
+		return;
+	}
+	REQUIRE(sched_getaffinity(0, sizeof(saved), &saved) == 0, "sched_getaffinity");
+	REQUIRE(moving_flow(&fl, 90000, extra) == 0 && moving_flow(&syn, 100000, extra) == 0,
+		"no flow moves");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	a = send_both(&fl, "first packet, CPU 0");
+	s = send_both(&syn, "second flow's SYN, CPU 0");
+	REQUIRE(a < NB && s < NB && a != extra && s != extra, "no backend");
+
+	model_backend(&E->m, extra, V4_IPIP, 4, 100 + extra);
+	REQUIRE(publish(E) == 0, "publish");
+	REQUIRE(run_on_cpu(1) == 0, "cannot run on CPU 1");
+	fl.tcp_flags = TH_ACK;
+	fl_xdp_counters(&E->x, &c0);
+	CHECK(send_both(&fl, "ACK, CPU 1") == a,
+	      "the flow moved to the ring's choice on a CPU without its record");
+	fl_xdp_counters(&E->x, &c1);
+	CHECK(c1.ct_hits == c0.ct_hits + 1 && c1.ct_misses == c0.ct_misses &&
+	      c1.new_flows == c0.new_flows, "the other CPU's record was not taken as a hit");
+	CHECK(send_both(&fl, "ACK again, CPU 1") == a, "the taken record was lost");
+	/* a retransmitted SYN follows the record too, as in fulcrum-dp */
+	CHECK(send_both(&syn, "SYN again, CPU 1") == s, "a retransmitted SYN moved");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	CHECK(send_both(&fl, "ACK, back on CPU 0") == a, "the flow moved back on CPU 0");
+	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
 }
 
 /* ICMP FN / PTB about a tracked flow go to that flow's backend. */
@@ -828,6 +925,8 @@ static const struct fl_test_case cases[] = {
 	{ "host_and_malformed", test_host_and_malformed },
 	{ "icmp", test_icmp },
 	{ "conntrack", test_conntrack },
+	{ "reopen", test_reopen },
+	{ "other_cpu", test_other_cpu },
 	{ "parity", test_parity },
 };
 
