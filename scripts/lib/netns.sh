@@ -100,11 +100,14 @@ fl_xdp_peer_pass() {
 # the CPUs of CPU_MASK (hex, default 1: CPU 0), by RPS on its queue rx-0.
 # The XDP balancer's conntrack is per CPU (per worker, assuming a NIC's RSS
 # keeps a flow on one CPU); a veth has no RSS, and the program runs on the
-# CPU that sent the frame. Pinning the client's bridge port to one CPU runs
-# the program for all its packets on that CPU: without it a flow whose
-# packets meet another CPU's empty conntrack is hashed again, and after a
-# table change goes to another backend (6 of 20 connections broke at a
-# SIGHUP in tests/dpdk/test_netns_xdp.sh).
+# CPU that sent the frame. The program follows a flow's record from another
+# CPU's copy, so a table change moves no flow without the pin
+# (tests/dpdk/test_netns_xdp.sh runs unpinned), but the copies of a flow
+# seen on two CPUs can disagree on its TCP state: a FIN seen on one CPU
+# only leaves the other's copy established, and a SYN reusing the 5-tuple
+# there follows it to a draining backend instead of being chosen anew (20
+# of 200 new connections in tests/integration/test_lab_e2e.py xdp). The
+# lab pins as RSS would.
 fl_rps_pin() {
 	ip netns exec "$1" sh -c "echo ${3:-1} >/sys/class/net/$2/queues/rx-0/rps_cpus"
 }
