@@ -209,9 +209,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: conntrack_bench [-l load%%] [flows...]\n");
 		return 2;
 	}
-	printf("record %zu bytes, bucket %u ways = %zu bytes, header %zu bytes; "
-	       "tags in the bucket's first line\n", sizeof(struct fl_ct_rec), FL_CT_WAYS,
-	       sizeof(struct fl_ct_bucket), sizeof(struct fl_ct_header));
+	printf("record %zu bytes, bucket %u ways = %zu bytes of records and a %zu-byte "
+	       "metadata line (tags, states, ages), header %zu bytes\n", sizeof(struct fl_ct_rec),
+	       FL_CT_WAYS, FL_CT_WAYS * sizeof(struct fl_ct_rec), sizeof(struct fl_ct_meta),
+	       sizeof(struct fl_ct_header));
 	if (argc > 1) {
 		for (int i = 1; i < argc; i++)
 			rc |= run(strtoull(argv[i], NULL, 0), load);

@@ -27,6 +27,14 @@ static size_t size_for_buckets(__u32 nbuckets)
 	return sizeof(struct fl_ct_header) + (size_t)nbuckets * sizeof(struct fl_ct_bucket);
 }
 
+/* The handle's view of the buckets after the header. */
+static void set_buckets(struct fl_ct *t, struct fl_ct_header *h, __u32 nbuckets)
+{
+	t->buckets = (struct fl_ct_bucket *)(h + 1);
+	t->nbuckets = nbuckets;
+	t->capacity = nbuckets * FL_CT_WAYS;
+}
+
 size_t fl_ct_mem_size(__u32 capacity)
 {
 	__u32 n = buckets_for(capacity);
@@ -110,12 +118,11 @@ int fl_ct_init(void *mem, size_t len, __u32 capacity, const struct fl_ct_params 
 		.rec_size = sizeof(struct fl_ct_rec),
 		.ways = FL_CT_WAYS,
 		.tick_hz = FL_CT_HZ,
+		.meta_size = sizeof(struct fl_ct_meta),
 	};
 	__atomic_store_n(&h->magic, FL_CT_MAGIC, __ATOMIC_RELEASE);
 
-	t->buckets = (struct fl_ct_bucket *)(h + 1);
-	t->nbuckets = nb;
-	t->capacity = nb * FL_CT_WAYS;
+	set_buckets(t, h, nb);
 	t->ctr = ctr;
 	ctr->ct_occupancy = 0;
 	return 0;
@@ -131,11 +138,12 @@ static int check_header(const struct fl_ct_header *h, size_t len, char *err, siz
 		return fl_err(err, errlen, -EPROTO, "conntrack: table version %u, this build reads %u",
 			    h->version, FL_CT_VERSION);
 	if (h->header_size != sizeof(*h) || h->rec_size != sizeof(struct fl_ct_rec) ||
-	    h->ways != FL_CT_WAYS || h->tick_hz != FL_CT_HZ)
-		return fl_err(err, errlen, -EPROTO, "conntrack: layout header %u rec %u ways %u "
-			    "hz %u, this build has %zu %zu %u %u", h->header_size, h->rec_size,
-			    h->ways, h->tick_hz, sizeof(*h), sizeof(struct fl_ct_rec),
-			    FL_CT_WAYS, FL_CT_HZ);
+	    h->meta_size != sizeof(struct fl_ct_meta) || h->ways != FL_CT_WAYS ||
+	    h->tick_hz != FL_CT_HZ)
+		return fl_err(err, errlen, -EPROTO, "conntrack: layout header %u rec %u meta %u "
+			    "ways %u hz %u, this build has %zu %zu %zu %u %u", h->header_size,
+			    h->rec_size, h->meta_size, h->ways, h->tick_hz, sizeof(*h),
+			    sizeof(struct fl_ct_rec), sizeof(struct fl_ct_meta), FL_CT_WAYS, FL_CT_HZ);
 	if (h->nbuckets == 0 || buckets_for(h->capacity) != h->nbuckets ||
 	    h->capacity != h->nbuckets * FL_CT_WAYS ||
 	    h->mem_size != size_for_buckets(h->nbuckets))
@@ -150,19 +158,21 @@ static int check_header(const struct fl_ct_header *h, size_t len, char *err, siz
 
 /* Count the used ways and free those no finished insert wrote: a used way
  * always has a valid state and family (fl_ct_insert writes the tag last). */
-static __u32 recount(struct fl_ct_bucket *b, __u32 nbuckets)
+static __u32 recount(struct fl_ct *t)
 {
 	__u32 used = 0;
 
-	for (__u32 n = 0; n < nbuckets; n++, b++) {
-		for (unsigned i = 0; i < FL_CT_WAYS; i++) {
-			const struct fl_ct_rec *r = &b->way[i];
+	for (__u32 n = 0; n < t->nbuckets; n++) {
+		struct fl_ct_meta *m = fl_ct_meta_at(t, n);
 
-			if (!b->way[0].tags[i])
+		for (unsigned i = 0; i < FL_CT_WAYS; i++) {
+			const struct fl_ct_rec *r = fl_ct_rec_at(t, n, i);
+
+			if (!m->tags[i])
 				continue;
-			if (r->state == FL_CT_NONE || r->state >= FL_CT_STATE__MAX ||
-			    (r->family != FL_AF_INET && r->family != FL_AF_INET6))
-				b->way[0].tags[i] = 0;
+			if (m->state[i] == FL_CT_NONE || m->state[i] >= FL_CT_STATE__MAX ||
+			    (r->key.family != FL_AF_INET && r->key.family != FL_AF_INET6))
+				m->tags[i] = 0;
 			else
 				used++;
 		}
@@ -189,10 +199,8 @@ int fl_ct_attach(void *mem, size_t len, const struct fl_ct_params *p,
 	rc = set_params(t, p, err, errlen);
 	if (rc)
 		return rc;
-	t->buckets = (struct fl_ct_bucket *)(h + 1);
-	t->nbuckets = h->nbuckets;
-	t->capacity = h->capacity;
-	t->used = recount(t->buckets, t->nbuckets);
+	set_buckets(t, h, h->nbuckets);
+	t->used = recount(t);
 	t->ctr = ctr;
 	ctr->ct_occupancy = t->used;
 	return 0;

@@ -6,11 +6,15 @@
  * shared-memory file in fulcrum-dp — and holds no pointers, only positions,
  * so a restarted fulcrum-dp attaches to it and every flow keeps its backend.
  *
- * Layout: a 64-byte header, then buckets of FL_CT_WAYS records. A record is
- * one cache line and a bucket is FL_CT_WAYS lines. The flow hash (the same
- * fl_flow_hash value Maglev indexes with) names the bucket and an 8-bit tag;
- * the bucket's tags ride in the spare bytes of its first line, so a miss
- * reads one line and a hit at most two.
+ * Layout: a 64-byte header, then buckets: a line of metadata and
+ * FL_CT_WAYS records of one line each, side by side (576 bytes), so that a
+ * lookup on 4 KiB pages mostly touches one page. The flow hash (the same
+ * fl_flow_hash value Maglev indexes with) names the bucket and an 8-bit
+ * tag. The metadata line holds, per way, the tag, the state and the time
+ * last seen: it alone tells a miss, whether a way has expired and which way
+ * an insert takes (free, else the oldest), so a lookup reads a record line
+ * only for a matching tag, and an insert into a full bucket reads one line
+ * and writes one record instead of reading all eight records.
  *
  * Time is the caller's `now` in FL_CT_HZ ticks of CLOCK_MONOTONIC (see
  * fl_ct_now()), read once per burst. CLOCK_MONOTONIC keeps counting across a
@@ -30,7 +34,7 @@
 #include "pkt.h"
 
 #define FL_CT_MAGIC 0x544346554c4654ULL	/* "TFLUFCT\0" in memory */
-#define FL_CT_VERSION 1u
+#define FL_CT_VERSION 2u	/* 2: ages and states in a metadata line per bucket */
 #define FL_CT_WAYS 8u
 #define FL_CT_HZ 16u			/* ticks per second of last_seen */
 #define FL_CT_ERR_LEN 256
@@ -46,41 +50,45 @@ enum fl_ct_state {
 };
 
 /*
- * One flow, one cache line. The key is fl_flow_key without its always-zero
- * padding, whose two bytes hold the state instead; vip_id and the
- * (backend_id, epoch) pair are what the select stage needs on a hit.
- * `tags` is used in way 0 of a bucket only: the tag of each way, 0 = free.
+ * A bucket's first line: what decides hits, expiry and the victim of an
+ * insert, for all of its ways. Way i is used iff tags[i] != 0.
+ */
+struct fl_ct_meta {
+	__u8 tags[FL_CT_WAYS];		/* the tag of each way, 0 = free */
+	__u8 state[FL_CT_WAYS];		/* enum fl_ct_state */
+	__u32 last_seen[FL_CT_WAYS];	/* FL_CT_HZ ticks of CLOCK_MONOTONIC */
+	__u8 pad[16];			/* zero */
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct fl_ct_meta) == 64, "bucket metadata is one cache line");
+_Static_assert(__builtin_offsetof(struct fl_ct_meta, tags) == 0, "tags load as one word");
+
+/*
+ * One flow, one cache line: the flow key and what the select stage needs on
+ * a hit (vip_id and the (backend_id, epoch) pair). Only an insert or a
+ * rebind writes it; a hit only reads it.
  */
 struct fl_ct_rec {
-	union fl_addr src;	/* the first 38 bytes are fl_flow_key's */
-	union fl_addr dst;
-	__be16 sport;
-	__be16 dport;
-	__u8 proto;
-	__u8 family;
-	__u8 state;		/* enum fl_ct_state */
-	__u8 pad;		/* zero */
+	struct fl_flow_key key;	/* as parse built it; compared without its padding */
 	__u32 vip_id;
 	__u32 backend_id;
 	__u32 epoch;
-	__u32 last_seen;	/* FL_CT_HZ ticks of CLOCK_MONOTONIC */
-	__u8 tags[FL_CT_WAYS];
+	__u8 pad[12];		/* zero */
 } __attribute__((aligned(64)));
 
 #define FL_CT_KEY_BYTES 38	/* compared bytes: addresses, ports, proto, family */
 
-_Static_assert(sizeof(struct fl_ct_rec) <= 64, "a record is at most one cache line");
-_Static_assert(sizeof(struct fl_ct_rec) == 64, "records are line-aligned in buckets");
-_Static_assert(__builtin_offsetof(struct fl_ct_rec, sport) ==
-	       __builtin_offsetof(struct fl_flow_key, sport), "record key = flow key prefix");
-_Static_assert(__builtin_offsetof(struct fl_ct_rec, family) ==
-	       __builtin_offsetof(struct fl_flow_key, family), "record key = flow key prefix");
-_Static_assert(__builtin_offsetof(struct fl_ct_rec, state) == FL_CT_KEY_BYTES, "state after key");
-_Static_assert(__builtin_offsetof(struct fl_ct_rec, tags) == 56, "tags in the last 8 bytes");
+_Static_assert(sizeof(struct fl_ct_rec) == 64, "a record is one cache line");
+_Static_assert(__builtin_offsetof(struct fl_ct_rec, key) == 0, "record starts with its key");
+_Static_assert(__builtin_offsetof(struct fl_flow_key, family) + 1 == FL_CT_KEY_BYTES,
+	       "compared bytes end with the family");
 
 struct fl_ct_bucket {
+	struct fl_ct_meta meta;
 	struct fl_ct_rec way[FL_CT_WAYS];
 };
+
+_Static_assert(sizeof(struct fl_ct_bucket) == 64 * (1 + FL_CT_WAYS), "a bucket is whole lines");
 
 /* The first line of the memory. Written once by fl_ct_init, magic last;
  * fl_ct_attach refuses memory whose header a build with another layout
@@ -95,7 +103,7 @@ struct fl_ct_header {
 	__u16 rec_size;
 	__u16 ways;
 	__u16 tick_hz;
-	__u16 pad0;
+	__u16 meta_size;
 	__u8 pad1[24];
 };
 
@@ -157,9 +165,49 @@ static inline __u32 fl_ct_now(void)
 
 /* The bucket of a hash: multiply-shift uses its high bits, the tag its low
  * byte, so the two are close to independent. */
-static inline struct fl_ct_bucket *fl_ct_bucket_of(const struct fl_ct *t, __u32 hash)
+static inline __u32 fl_ct_bucket_of(const struct fl_ct *t, __u32 hash)
 {
-	return &t->buckets[((__u64)hash * t->nbuckets) >> 32];
+	return (__u32)(((__u64)hash * t->nbuckets) >> 32);
+}
+
+static inline struct fl_ct_meta *fl_ct_meta_at(const struct fl_ct *t, __u32 bucket)
+{
+	return &t->buckets[bucket].meta;
+}
+
+static inline struct fl_ct_rec *fl_ct_rec_at(const struct fl_ct *t, __u32 bucket, unsigned way)
+{
+	return &t->buckets[bucket].way[way];
+}
+
+/* The bucket, metadata line and way of a record (a pointer into the table). */
+static inline struct fl_ct_bucket *fl_ct_bucket_holding(const struct fl_ct *t,
+							 const struct fl_ct_rec *r)
+{
+	return &t->buckets[(size_t)((const char *)r - (const char *)t->buckets) /
+			   sizeof(struct fl_ct_bucket)];
+}
+
+static inline struct fl_ct_meta *fl_ct_meta_of(const struct fl_ct *t, const struct fl_ct_rec *r)
+{
+	return &fl_ct_bucket_holding(t, r)->meta;
+}
+
+static inline unsigned fl_ct_way_of(const struct fl_ct *t, const struct fl_ct_rec *r)
+{
+	return (unsigned)(r - fl_ct_bucket_holding(t, r)->way);
+}
+
+/* A used record's state (enum fl_ct_state) and last-seen time, in its
+ * bucket's metadata line. */
+static inline __u8 *fl_ct_state_of(const struct fl_ct *t, const struct fl_ct_rec *r)
+{
+	return &fl_ct_meta_of(t, r)->state[fl_ct_way_of(t, r)];
+}
+
+static inline __u32 fl_ct_last_seen(const struct fl_ct *t, const struct fl_ct_rec *r)
+{
+	return fl_ct_meta_of(t, r)->last_seen[fl_ct_way_of(t, r)];
 }
 
 static inline __u64 fl_ct_tag_of(__u32 hash)
@@ -169,11 +217,11 @@ static inline __u64 fl_ct_tag_of(__u32 hash)
 	return tag + (tag == 0);	/* 0 marks a free way */
 }
 
-static inline __u64 fl_ct_tags(const struct fl_ct_bucket *b)
+static inline __u64 fl_ct_tags(const struct fl_ct_meta *m)
 {
 	__u64 tags;
 
-	memcpy(&tags, b->way[0].tags, sizeof(tags));
+	memcpy(&tags, m->tags, sizeof(tags));
 	return tags;
 }
 
@@ -186,9 +234,22 @@ static inline __u64 fl_ct_match(__u64 tags, __u64 tag)
 	return ~(((x & low7) + low7) | x | low7);
 }
 
+static inline __u64 fl_ct_word(const void *p, unsigned i)
+{
+	__u64 w;
+
+	memcpy(&w, (const __u8 *)p + 8 * i, 8);
+	return w;
+}
+
+/* The first FL_CT_KEY_BYTES of the two keys, as five word compares (one
+ * word at a time, so they stay in registers): the last word's top two
+ * bytes are the key's padding. */
 static inline int fl_ct_key_eq(const struct fl_ct_rec *r, const struct fl_flow_key *k)
 {
-	return memcmp(r, k, FL_CT_KEY_BYTES) == 0;
+	return ((fl_ct_word(r, 0) ^ fl_ct_word(k, 0)) | (fl_ct_word(r, 1) ^ fl_ct_word(k, 1)) |
+		(fl_ct_word(r, 2) ^ fl_ct_word(k, 2)) | (fl_ct_word(r, 3) ^ fl_ct_word(k, 3)) |
+		((fl_ct_word(r, 4) ^ fl_ct_word(k, 4)) & 0xffffffffffffULL)) == 0;
 }
 
 /* Ticks from then to now, with a `now` older than then counted as 0: a
@@ -200,79 +261,83 @@ static inline __u32 fl_ct_since(__u32 then, __u32 now)
 	return d > 0 ? (__u32)d : 0;
 }
 
-static inline __u32 fl_ct_idle(const struct fl_ct_rec *r, __u32 now)
+static inline int fl_ct_way_expired(const struct fl_ct *t, const struct fl_ct_meta *m, unsigned i,
+				    __u32 now)
 {
-	return fl_ct_since(r->last_seen, now);
+	return fl_ct_since(m->last_seen[i], now) > t->timeout[m->state[i]];
 }
 
-static inline int fl_ct_expired(const struct fl_ct *t, const struct fl_ct_rec *r, __u32 now)
+/*
+ * A function that only prefetches must be inlined before gcc's IPA
+ * pure-const pass sees it: that pass counts __builtin_prefetch as free of
+ * side effects, finds such a function pure, and deletes every call to it
+ * (gcc 12 did so to the pipeline's whole second prefetch stage).
+ */
+#define FL_PREFETCHER static inline __attribute__((always_inline))
+
+/* Bring a bucket's metadata line into cache a few packets before its lookup. */
+FL_PREFETCHER void fl_ct_prefetch(const struct fl_ct *t, __u32 hash)
 {
-	return fl_ct_idle(r, now) > t->timeout[r->state];
+	__builtin_prefetch(fl_ct_meta_at(t, fl_ct_bucket_of(t, hash)), 0, 3);
 }
 
-/* Bring a bucket's tag line into cache a few packets before its lookup. */
-static inline void fl_ct_prefetch(const struct fl_ct *t, __u32 hash)
+/* Second stage, once the metadata line is in cache: prefetch the records
+ * whose tag matches, so the key compare does not wait either. */
+FL_PREFETCHER void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
 {
-	__builtin_prefetch(fl_ct_bucket_of(t, hash), 0, 3);
-}
-
-/* Second stage, once the tag line is in cache: prefetch the lines of the
- * ways whose tag matches, so the key compare does not wait either. */
-static inline void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
-{
-	const struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
-	__u64 m = fl_ct_match(fl_ct_tags(b), fl_ct_tag_of(hash));
+	__u32 bucket = fl_ct_bucket_of(t, hash);
+	__u64 m = fl_ct_match(fl_ct_tags(fl_ct_meta_at(t, bucket)), fl_ct_tag_of(hash));
 
 	for (; m; m &= m - 1)
-		__builtin_prefetch(&b->way[__builtin_ctzll(m) >> 3], 1, 3);
+		__builtin_prefetch(fl_ct_rec_at(t, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0, 3);
 }
 
-/* Free way i of b. The tag goes first: a process killed halfway leaves a
+/* Free way i of m. The tag goes first: a process killed halfway leaves a
  * free way with stale bytes, never a used way with a mixed record. */
-static inline void fl_ct_release(struct fl_ct *t, struct fl_ct_bucket *b, unsigned i)
+static inline void fl_ct_release(struct fl_ct *t, struct fl_ct_meta *m, unsigned i)
 {
-	b->way[0].tags[i] = 0;
+	m->tags[i] = 0;
 	t->used--;
 	t->ctr->ct_occupancy = t->used;
 }
 
-/* The used way of b holding key, or -1. */
-static inline int fl_ct_find(const struct fl_ct_bucket *b, const struct fl_flow_key *key, __u32 hash)
+/* The used way of the bucket holding key, or -1. */
+static inline int fl_ct_find(const struct fl_ct *t, __u32 bucket, const struct fl_flow_key *key,
+			     __u32 hash)
 {
-	__u64 m = fl_ct_match(fl_ct_tags(b), fl_ct_tag_of(hash));
+	__u64 m = fl_ct_match(fl_ct_tags(fl_ct_meta_at(t, bucket)), fl_ct_tag_of(hash));
 
 	for (; m; m &= m - 1) {
-		int i = __builtin_ctzll(m) >> 3;
+		unsigned i = (unsigned)__builtin_ctzll(m) >> 3;
 
-		if (fl_ct_key_eq(&b->way[i], key))
-			return i;
+		if (fl_ct_key_eq(fl_ct_rec_at(t, bucket, i), key))
+			return (int)i;
 	}
 	return -1;
 }
 
 /*
- * The record of key, with last_seen set to now, or NULL. A record idle for
- * longer than its state's timeout is absent: it is freed here and counted
- * in ct_expired (and the lookup in ct_misses).
+ * The record of key, with its last-seen time set to now, or NULL. A record
+ * idle for longer than its state's timeout is absent: it is freed here and
+ * counted in ct_expired (and the lookup in ct_misses).
  */
 static inline struct fl_ct_rec *fl_ct_lookup(struct fl_ct *t, const struct fl_flow_key *key,
 					     __u32 hash, __u32 now)
 {
-	struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
-	int i = fl_ct_find(b, key, hash);
-	struct fl_ct_rec *r;
+	__u32 bucket = fl_ct_bucket_of(t, hash);
+	struct fl_ct_meta *m = fl_ct_meta_at(t, bucket);
+	int i = fl_ct_find(t, bucket, key, hash);
 
 	if (i < 0)
 		goto miss;
-	r = &b->way[i];
-	if (fl_ct_expired(t, r, now)) {
-		fl_ct_release(t, b, (unsigned)i);
+	if (fl_ct_way_expired(t, m, (unsigned)i, now)) {
+		fl_ct_release(t, m, (unsigned)i);
 		t->ctr->ct_expired++;
 		goto miss;
 	}
-	r->last_seen = now;
+	m->last_seen[i] = now;
 	t->ctr->ct_hits++;
-	return r;
+	return fl_ct_rec_at(t, bucket, (unsigned)i);
 miss:
 	t->ctr->ct_misses++;
 	return NULL;
@@ -297,29 +362,29 @@ static inline enum fl_ct_state fl_ct_initial_state(__u8 proto, __u8 tcp_flags)
  * for a new connection. The caller chooses its backend anew, as for any new
  * connection, so that a stale record never puts one on a draining backend.
  */
-static inline int fl_ct_reopens(const struct fl_ct_rec *r, __u8 tcp_flags)
+static inline int fl_ct_reopens(__u8 state, __u8 tcp_flags)
 {
-	return r->state == FL_CT_CLOSING && (tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN;
+	return state == FL_CT_CLOSING && (tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN;
 }
 
 /*
- * Advance a found record's state with the packet's TCP flags: FIN or RST
- * make it closing (short timeout), an ACK without SYN makes a SYN record
- * established, and a bare SYN on a closing record (fl_ct_reopens) starts
- * over as a SYN record.
+ * Advance a found record's state (*state, from fl_ct_state_of) with the
+ * packet's TCP flags: FIN or RST make it closing (short timeout), an ACK
+ * without SYN makes a SYN record established, and a bare SYN on a closing
+ * record (fl_ct_reopens) starts over as a SYN record.
  */
-static inline void fl_ct_track(struct fl_ct_rec *r, __u8 tcp_flags)
+static inline void fl_ct_track(__u8 *state, __u8 tcp_flags)
 {
 	__u8 syn_ack = tcp_flags & (FL_TCP_SYN | FL_TCP_ACK);
 
-	if (r->state == FL_CT_UDP)
+	if (*state == FL_CT_UDP)
 		return;
 	if (tcp_flags & (FL_TCP_FIN | FL_TCP_RST))
-		r->state = FL_CT_CLOSING;
-	else if (syn_ack == FL_TCP_ACK && r->state == FL_CT_SYN)
-		r->state = FL_CT_ESTABLISHED;
-	else if (syn_ack == FL_TCP_SYN && r->state == FL_CT_CLOSING)
-		r->state = FL_CT_SYN;
+		*state = FL_CT_CLOSING;
+	else if (syn_ack == FL_TCP_ACK && *state == FL_CT_SYN)
+		*state = FL_CT_ESTABLISHED;
+	else if (syn_ack == FL_TCP_SYN && *state == FL_CT_CLOSING)
+		*state = FL_CT_SYN;
 }
 
 /* Point a record whose backend no longer keeps flows (fl_backend_keeps_flows
@@ -359,38 +424,59 @@ static inline int fl_ct_admit(struct fl_ct *t, __u32 now)
 	return 0;
 }
 
-/* The way of b a new record takes: a free one; else the least recently
- * seen of the expired ones (counted ct_expired); else the least recently
- * seen of all (counted ct_evictions). */
-static inline unsigned fl_ct_victim(struct fl_ct *t, struct fl_ct_bucket *b, __u32 now)
+/*
+ * The way of a full bucket a new record takes: the least recently seen of
+ * the expired ones (*expired = 1), else the least recently seen of all
+ * (*expired = 0); the lowest way on a tie. One pass over the metadata line,
+ * without a branch (ages are random, so a branch per way mispredicts): each
+ * way's sort key puts expiry above idle time above the way's rank from the
+ * end, and the largest key wins.
+ */
+static inline unsigned fl_ct_oldest(const struct fl_ct *t, const struct fl_ct_meta *m, __u32 now,
+				    int *expired)
 {
-	__u64 free = fl_ct_match(fl_ct_tags(b), 0);
-	unsigned i, old = 0, old_exp = FL_CT_WAYS;
-	__u32 idle_max = 0, idle_exp_max = 0;
+	const unsigned last = FL_CT_WAYS - 1;
+	__u64 best = 0;
 
+	_Static_assert((FL_CT_WAYS & (FL_CT_WAYS - 1)) == 0, "the way fits in the key's low bits");
+	for (unsigned i = 0; i < FL_CT_WAYS; i++) {
+		__u32 idle = fl_ct_since(m->last_seen[i], now);	/* < 2^31 */
+		__u64 key = ((__u64)(idle > t->timeout[m->state[i]]) << 31 | idle) << 3 | (last - i);
+
+		best = key > best ? key : best;
+	}
+	*expired = (int)(best >> 34);
+	return last - (unsigned)(best & last);
+}
+
+/* The way an insert into m would take now: the first free one, else
+ * fl_ct_oldest's. Reads only the metadata line. */
+static inline unsigned fl_ct_insert_way(const struct fl_ct *t, const struct fl_ct_meta *m,
+					__u32 now, int *expired)
+{
+	__u64 free = fl_ct_match(fl_ct_tags(m), 0);
+
+	*expired = 0;
 	if (free)
 		return (unsigned)__builtin_ctzll(free) >> 3;
-	for (i = 0; i < FL_CT_WAYS; i++) {
-		__u32 idle = fl_ct_idle(&b->way[i], now);
+	return fl_ct_oldest(t, m, now, expired);
+}
 
-		if (idle > t->timeout[b->way[i].state] &&
-		    (old_exp == FL_CT_WAYS || idle > idle_exp_max)) {
-			old_exp = i;
-			idle_exp_max = idle;
-		}
-		if (i == 0 || idle > idle_max) {
-			old = i;
-			idle_max = idle;
-		}
-	}
-	if (old_exp != FL_CT_WAYS) {
+/* Take the way of m a new record goes in, freeing (and counting, as
+ * ct_expired or ct_evictions) the record it held. */
+static inline unsigned fl_ct_victim(struct fl_ct *t, struct fl_ct_meta *m, __u32 now)
+{
+	int expired;
+	unsigned i = fl_ct_insert_way(t, m, now, &expired);
+
+	if (!m->tags[i])
+		return i;
+	if (expired)
 		t->ctr->ct_expired++;
-		old = old_exp;
-	} else {
+	else
 		t->ctr->ct_evictions++;
-	}
-	fl_ct_release(t, b, old);
-	return old;
+	fl_ct_release(t, m, i);
+	return i;
 }
 
 /*
@@ -401,34 +487,33 @@ static inline unsigned fl_ct_victim(struct fl_ct *t, struct fl_ct_bucket *b, __u
  * need a list threaded through the table (pointers or indices written on
  * every hit, two more lines per packet) or a scan; with 8 ways the victim
  * is the oldest of 8 random records: in expectation among the oldest ninth
- * of the table, and the bucket's line is one the insert reads anyway.
+ * of the table, and the metadata line that ranks them is one the insert
+ * reads anyway.
  */
 static inline struct fl_ct_rec *fl_ct_insert(struct fl_ct *t, const struct fl_flow_key *key,
 					     __u32 hash, __u32 vip_id, __u32 backend_id,
 					     __u32 epoch, enum fl_ct_state state, __u32 now)
 {
-	struct fl_ct_bucket *b = fl_ct_bucket_of(t, hash);
-	int found = fl_ct_find(b, key, hash);
-	unsigned i = found >= 0 ? (unsigned)found : fl_ct_victim(t, b, now);
-	struct fl_ct_rec *r = &b->way[i];
+	__u32 bucket = fl_ct_bucket_of(t, hash);
+	struct fl_ct_meta *m = fl_ct_meta_at(t, bucket);
+	int found = fl_ct_find(t, bucket, key, hash);
+	unsigned i = found >= 0 ? (unsigned)found : fl_ct_victim(t, m, now);
+	struct fl_ct_rec *r = fl_ct_rec_at(t, bucket, i);
 
 	if (found >= 0) {
-		b->way[0].tags[i] = 0;	/* rewritten below; see fl_ct_release */
+		m->tags[i] = 0;	/* rewritten below; see fl_ct_release */
 	} else {
 		t->used++;
 		t->ctr->ct_occupancy = t->used;
 		t->ctr->new_flows++;
 	}
 	__asm__ volatile("" ::: "memory");	/* tag cleared before the body */
-	memcpy(r, key, FL_CT_KEY_BYTES);
-	r->state = (__u8)state;
-	r->pad = 0;
-	r->vip_id = vip_id;
-	r->backend_id = backend_id;
-	r->epoch = epoch;
-	r->last_seen = now;
+	*r = (struct fl_ct_rec){ .key = *key, .vip_id = vip_id, .backend_id = backend_id,
+				 .epoch = epoch };
+	m->state[i] = (__u8)state;
+	m->last_seen[i] = now;
 	__asm__ volatile("" ::: "memory");	/* body written before the tag */
-	b->way[0].tags[i] = (__u8)fl_ct_tag_of(hash);
+	m->tags[i] = (__u8)fl_ct_tag_of(hash);
 	return r;
 }
 

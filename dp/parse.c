@@ -55,6 +55,32 @@ static inline __u32 rd32(const __u8 *b)
 	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
 }
 
+/*
+ * The key's fields are stored in the widths the next stages load them in:
+ * classify reads the destination as 8-byte words and protocol and family
+ * as one 16-bit word right after parse, and a load that spans two stores
+ * cannot be forwarded from the store buffer (it waits for both to retire).
+ * An IPv4 address goes in as a whole 8-byte word, its upper half zero.
+ */
+static inline void store_v4(union fl_addr *a, const __u8 *b)
+{
+	__u32 v;
+	__u64 w;
+
+	memcpy(&v, b, 4);
+	w = v;
+	memcpy(a->bytes, &w, 8);
+}
+
+static inline void store_proto_family(struct fl_flow_key *k, __u32 proto, __u32 family)
+{
+	__u16 w = (__u16)(proto | family << 8);
+
+	_Static_assert(__builtin_offsetof(struct fl_flow_key, family) ==
+		       __builtin_offsetof(struct fl_flow_key, proto) + 1, "family follows proto");
+	memcpy(&k->proto, &w, 2);
+}
+
 static inline enum fl_parse_verdict drop(enum fl_drop_reason *reason, enum fl_drop_reason why)
 {
 	*reason = why;
@@ -212,10 +238,9 @@ static inline enum fl_parse_verdict parse_ipv4(const __u8 *frame, __u32 len, __u
 	p->l4_off = (__u16)(l3 + ihl);
 	p->tos = ip[1];
 	p->ttl = ip[8];
-	p->key.proto = ip[9];
-	p->key.family = FL_AF_INET;
-	memcpy(&p->key.src.v4, ip + 12, 4);
-	memcpy(&p->key.dst.v4, ip + 16, 4);
+	store_proto_family(&p->key, ip[9], FL_AF_INET);
+	store_v4(&p->key.src, ip + 12);
+	store_v4(&p->key.dst, ip + 16);
 
 	frag = rd16(ip + 6);
 	p->flags = (frag & IPV4_DF) ? FL_PKT_DF : 0;
@@ -282,7 +307,7 @@ static inline enum fl_parse_verdict parse_ipv6(const __u8 *frame, __u32 len, __u
 	p->ip_len = (__u16)iplen;
 	p->tos = (__u8)(rd16(ip) >> 4);
 	p->ttl = ip[7];
-	p->key.family = FL_AF_INET6;
+	p->key.family = FL_AF_INET6;	/* even if the walk below fails */
 	memcpy(p->key.src.bytes, ip + 8, 16);
 	memcpy(p->key.dst.bytes, ip + 24, 16);
 
@@ -291,7 +316,7 @@ static inline enum fl_parse_verdict parse_ipv6(const __u8 *frame, __u32 len, __u
 	if (!l4)
 		return drop(reason, FL_DROP_IPV6_EXT_HEADER);
 	p->l4_off = (__u16)l4;
-	p->key.proto = (__u8)nh;
+	store_proto_family(&p->key, nh, FL_AF_INET6);
 	/* IPv6 routers never fragment: every IPv6 packet is DF. */
 	p->flags = FL_PKT_DF | (frag ? FL_PKT_FRAGMENT : 0);
 	if (frag)

@@ -3,11 +3,12 @@
  * The worker pipeline: parse, classify, conntrack, select, encapsulate, a
  * burst at a time on one snapshot of the tables (dp/pipeline.h).
  *
- * Two passes over a burst. Pass 1 parses every frame, settles what is not
- * a VIP's (kernel, drop), hashes the rest and prefetches their conntrack
- * buckets; pass 2 finds them in cache a few packets later. Pass 2 also
- * prefetches, AHEAD packets in front, the ways whose tags match, so the key
- * compare does not wait either.
+ * Passes over a burst, so that each packet's memory is fetched while the
+ * others are worked on: pass 1 parses every frame and settles what is not a
+ * VIP's (kernel, drop); pass 2 hashes the rest and prefetches their buckets'
+ * metadata lines; pass 3 reads those lines and prefetches the record a hit
+ * will read, or the ring entry and the record a miss will write; pass 4
+ * looks up, selects and encapsulates, mostly from cache.
  *
  * Nothing read from shared memory is trusted as an index: a backend id, a
  * ring range or a VIP id out of bounds counts as no backend, never as an
@@ -24,10 +25,7 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-/* Packets between the way prefetch and the lookup in pass 2. */
-#define WAYS_AHEAD 4
-
-/* What pass 1 leaves for pass 2, per frame. */
+/* What pass 1 leaves for the later passes, per frame. */
 enum todo { TODO_DONE, TODO_FLOW, TODO_ICMP };
 
 struct burst {
@@ -228,13 +226,15 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 	const __u32 vip_id = s->vip_id[i];
 	struct fl_ct_rec *rec = fl_ct_lookup(&w->ct, &p->key, p->hash, now);
 	const struct fl_backend *be;
+	__u8 *state = NULL;
 	__u32 id;
 
 	if (likely(rec != NULL)) {
+		state = fl_ct_state_of(&w->ct, rec);
 		be = backend_at(s, rec->backend_id);
 		if (likely(be && be->vip_id == vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
-			   !fl_ct_reopens(rec, p->tcp_flags))) {
-			fl_ct_track(rec, p->tcp_flags);
+			   !fl_ct_reopens(*state, p->tcp_flags))) {
+			fl_ct_track(state, p->tcp_flags);
 			forward(w, b, v, be, rec->backend_id, now);
 			return;
 		}
@@ -249,7 +249,7 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 		/* Its backend is down, removed or reused, or the 5-tuple opens a
 		 * new connection: choose again. */
 		fl_ct_rebind(&w->ct, rec, id, be->epoch);
-		fl_ct_track(rec, p->tcp_flags);
+		fl_ct_track(state, p->tcp_flags);
 	} else if (likely(fl_ct_admit(&w->ct, now))) {
 		/* Past the new-flow rate the flow still goes where its hash
 		 * says, unrecorded (fl_ct_admit counts it). */
@@ -270,13 +270,14 @@ static inline void icmp_stage(struct fl_worker *w, const struct burst *s, struct
 			      unsigned i, __u32 now)
 {
 	const struct fl_pkt *p = &b->pkt;
-	const struct fl_ct_bucket *bucket = fl_ct_bucket_of(&w->ct, p->hash);
-	int way = fl_ct_find(bucket, &p->key, p->hash);
+	const __u32 bucket = fl_ct_bucket_of(&w->ct, p->hash);
+	const int way = fl_ct_find(&w->ct, bucket, &p->key, p->hash);
 	const struct fl_backend *be = NULL;
 	__u32 id = FL_BACKEND_NONE;
 
-	if (way >= 0 && !fl_ct_expired(&w->ct, &bucket->way[way], now)) {
-		const struct fl_ct_rec *rec = &bucket->way[way];
+	if (way >= 0 &&
+	    !fl_ct_way_expired(&w->ct, fl_ct_meta_at(&w->ct, bucket), (unsigned)way, now)) {
+		const struct fl_ct_rec *rec = fl_ct_rec_at(&w->ct, bucket, (unsigned)way);
 
 		be = backend_at(s, rec->backend_id);
 		if (be && be->vip_id == s->vip_id[i] && fl_backend_keeps_flows(be, rec->epoch))
@@ -296,29 +297,30 @@ static inline void icmp_stage(struct fl_worker *w, const struct burst *s, struct
 }
 
 /*
- * Second prefetch stage, once the bucket's tag line is in: the ways whose
- * tag matches (a likely hit); else, for the insert a miss leads to, the
- * ring entry Maglev will read and, when the bucket is full, every way, whose
- * last_seen the victim choice compares.
+ * Second prefetch stage, once the bucket's metadata line is in: the records
+ * whose tag matches (a likely hit); else, for the insert a miss leads to,
+ * the ring entry Maglev will read and the record the insert will write.
  */
-static inline void prefetch_stage2(const struct fl_worker *w, const struct burst *s, unsigned i,
-				   __u32 hash)
+FL_PREFETCHER void prefetch_stage2(const struct fl_worker *w, const struct burst *s, unsigned i,
+				  __u32 hash, __u32 now)
 {
-	const struct fl_ct_bucket *b = fl_ct_bucket_of(&w->ct, hash);
-	__u64 tags = fl_ct_tags(b), m = fl_ct_match(tags, fl_ct_tag_of(hash));
+	const struct fl_ct *ct = &w->ct;
+	const __u32 bucket = fl_ct_bucket_of(ct, hash);
+	const struct fl_ct_meta *meta = fl_ct_meta_at(ct, bucket);
+	__u64 m = fl_ct_match(fl_ct_tags(meta), fl_ct_tag_of(hash));
 	const struct fl_vip *v = s->vip[i];
+	int expired;
 
 	if (m) {
 		for (; m; m &= m - 1)
-			__builtin_prefetch(&b->way[__builtin_ctzll(m) >> 3], 1, 3);
+			__builtin_prefetch(fl_ct_rec_at(ct, bucket, (unsigned)__builtin_ctzll(m) >> 3),
+					   0, 3);
 		return;
 	}
 	if (v->ring_size && v->ring_offset <= s->t->ring_entries &&
 	    v->ring_size <= s->t->ring_entries - v->ring_offset)
 		__builtin_prefetch(&s->t->ring[v->ring_offset + hash % v->ring_size], 0, 3);
-	if (!fl_ct_match(tags, 0))
-		for (unsigned k = 1; k < FL_CT_WAYS; k++)
-			__builtin_prefetch(&b->way[k], 1, 3);
+	__builtin_prefetch(fl_ct_rec_at(ct, bucket, fl_ct_insert_way(ct, meta, now, &expired)), 1, 3);
 }
 
 /* The next hop's MAC fulcrum-cp published (static or resolved), else the
@@ -365,12 +367,12 @@ void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32
 		bufs[i].pkt.hash = fl_flow_hash(&bufs[i].pkt.key, seed);
 		fl_ct_prefetch(&w->ct, bufs[i].pkt.hash);
 	}
-	for (i = 0; i < n && i < WAYS_AHEAD; i++)
+	/* The second stage for the whole burst before any lookup: the record
+	 * lines then have the most time to arrive. */
+	for (i = 0; i < n; i++)
 		if (s.todo[i] != TODO_DONE)
-			prefetch_stage2(w, &s, i, bufs[i].pkt.hash);
+			prefetch_stage2(w, &s, i, bufs[i].pkt.hash, now);
 	for (i = 0; i < n; i++) {
-		if (i + WAYS_AHEAD < n && s.todo[i + WAYS_AHEAD] != TODO_DONE)
-			prefetch_stage2(w, &s, i + WAYS_AHEAD, bufs[i + WAYS_AHEAD].pkt.hash);
 		if (likely(s.todo[i] == TODO_FLOW))
 			flow_stage(w, &s, &bufs[i], i, now);
 		else if (s.todo[i] == TODO_ICMP)

@@ -106,8 +106,9 @@ static void test_layout(void)
 	void *mem;
 
 	CHECK(sizeof(struct fl_ct_rec) == 64, "record %zu bytes", sizeof(struct fl_ct_rec));
-	CHECK(fl_ct_mem_size(8) == 64 + 512, "%zu", fl_ct_mem_size(8));
-	CHECK(fl_ct_mem_size(9) == 64 + 1024, "rounded up to whole buckets");
+	CHECK(sizeof(struct fl_ct_meta) == 64, "metadata line %zu bytes", sizeof(struct fl_ct_meta));
+	CHECK(fl_ct_mem_size(8) == 64 + 64 + 512, "%zu", fl_ct_mem_size(8));
+	CHECK(fl_ct_mem_size(9) == 64 + 2 * (64 + 512), "rounded up to whole buckets");
 	CHECK(fl_ct_mem_size(0) == 0, "capacity 0");
 	CHECK(fl_ct_mem_size(UINT32_MAX) == 0, "more than 32 bits of records");
 	fl_ct_params_default(&p);
@@ -144,7 +145,8 @@ static void test_insert_lookup(void)
 	CHECK(rec_is(r, &k6, 60), "v6 insert");
 
 	r = fl_ct_lookup(&tb.t, &k4, hash_of(&k4), T0 + 1);
-	CHECK(rec_is(r, &k4, 40) && r->state == FL_CT_SYN && r->last_seen == T0 + 1, "v4 hit");
+	CHECK(rec_is(r, &k4, 40) && *fl_ct_state_of(&tb.t, r) == FL_CT_SYN &&
+	      fl_ct_last_seen(&tb.t, r) == T0 + 1, "v4 hit");
 	r = fl_ct_lookup(&tb.t, &k6, hash_of(&k6), T0 + 1);
 	CHECK(rec_is(r, &k6, 60) && r->vip_id == 4 && r->epoch == 9, "v6 hit");
 	CHECK(!fl_ct_lookup(&tb.t, &other, hash_of(&other), T0 + 1), "near miss");
@@ -205,10 +207,10 @@ static void expect_expiry(struct table *tb, enum fl_ct_state start, __u8 flags, 
 		last = t0 + 3;
 		r = fl_ct_lookup(&tb->t, &a, hash_of(&a), last);
 		if (r)
-			fl_ct_track(r, flags);
+			fl_ct_track(fl_ct_state_of(&tb->t, r), flags);
 		r = fl_ct_lookup(&tb->t, &b, hash_of(&b), last);
 		if (r)
-			fl_ct_track(r, flags);
+			fl_ct_track(fl_ct_state_of(&tb->t, r), flags);
 	}
 	occ = tb->ctr.ct_occupancy;
 	r = fl_ct_lookup(&tb->t, &a, hash_of(&a), last + ticks);
@@ -380,11 +382,11 @@ static void test_reattach(void)
 	CHECK(had + tb.ctr.ct_evictions == n && had > n - 10, "%u present, %llu evicted", had,
 	      (unsigned long long)tb.ctr.ct_evictions);
 	/* A used tag over a never-written way, as a kill mid-insert leaves. */
-	__u64 free_ways = fl_ct_match(fl_ct_tags(&tb.t.buckets[7]), 0);
+	__u64 free_ways = fl_ct_match(fl_ct_tags(fl_ct_meta_at(&tb.t, 7)), 0);
 	int w = __builtin_ctzll(free_ways) >> 3;
 
 	REQUIRE(free_ways, "bucket 7 has a free way");
-	tb.t.buckets[7].way[0].tags[w] = 0x5a;
+	fl_ct_meta_at(&tb.t, 7)->tags[w] = 0x5a;
 
 	/* The restart: the memory, copied elsewhere, and a new process's
 	 * counters and handle. */
@@ -396,7 +398,7 @@ static void test_reattach(void)
 	REQUIRE(fl_ct_attach(copy, tb.len, &p, &ctr2, &t2, err, sizeof(err)) == 0, "%s", err);
 	CHECK(t2.used == had && ctr2.ct_occupancy == had, "occupancy %llu",
 	      (unsigned long long)ctr2.ct_occupancy);
-	CHECK(t2.buckets[7].way[0].tags[w] == 0, "half-written way not freed");
+	CHECK(fl_ct_meta_at(&t2, 7)->tags[w] == 0, "half-written way not freed");
 	for (__u32 i = 0; i < n; i++) {
 		struct fl_ct_rec *r = fl_ct_lookup(&t2, &keys[i], hash_of(&keys[i]), T0 + 16);
 
