@@ -5,7 +5,11 @@
  * hash (common/flow.h), same Maglev indexing (fl_tables_pick), same backend
  * id/epoch rule (fl_backend_keeps_flows), same outer bytes. What is not a
  * VIP's goes to the kernel with XDP_PASS. Map layouts and the table switch:
- * xdp.h.
+ * xdp.h. A tunnel's next hop is the MAC published with the tables or the
+ * configured one, as in fulcrum-dp; or, with the fib_lookup knob, the
+ * kernel's route (fib_hop), which may redirect to another XDP interface. A
+ * packet over the MTU is answered as fulcrum-dp answers it
+ * (too_big_answer), within a rate per CPU.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -33,6 +37,9 @@
 #define IPV6_MAX_EXT	4
 #define IPV6_EXT_MIN	8
 
+#define AF_INET		2
+#define AF_INET6	10
+
 #define P_ICMP		1
 #define P_IPIP		4
 #define P_TCP		6
@@ -50,6 +57,9 @@
 #define L4_PORTS_LEN	8
 
 #define OUTER_TTL	64
+#define ICMP4_MAX_IP	576	/* the longest answer: RFC 1812 4.3.2.3 */
+#define ICMP6_MAX_IP	1280	/* RFC 4443 2.4(c) */
+#define NSEC_PER_SEC	1000000000ull
 #define CSUM_CHUNK	512	/* bpf_csum_diff's most per call */
 #define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
 
@@ -63,6 +73,8 @@
 #define TCP_ACK 0x10
 
 enum pkt_flags { PKT_ICMP_ERROR = 1, PKT_DF = 2, PKT_FRAGMENT = 4 };
+/* forward's verdict for a packet over the MTU whose answer the rate allows */
+enum { VERDICT_TOO_BIG = 16 };
 enum parse_verdict { PARSE_FLOW, PARSE_HOST, PARSE_DROP };
 
 /* ---- load-time knobs (xdp.c sets them before load) ---- */
@@ -74,6 +86,8 @@ const volatile __be32 cfg_tunnel_src_v4 = 0;
 const volatile __be32 cfg_tunnel_src_v6[4] = {};
 const volatile __be16 cfg_gue_port = 0;
 const volatile __u32 cfg_mtu = 1500;
+const volatile __u8 cfg_fib_lookup = 0;	/* tunnels' next hop from bpf_fib_lookup */
+const volatile __u32 cfg_too_big_rate = 0;	/* too-big answers per second per CPU */
 const volatile __u32 cfg_max_vips = 1;
 const volatile __u32 cfg_max_backends = 1;	/* backends per slot */
 const volatile __u32 cfg_ring_chunks = 1;	/* ring chunks per slot */
@@ -164,6 +178,34 @@ struct {
 	__type(value, struct fl_backend_counters);
 } backend_counters SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, FL_XDP_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FL_XDP_UNRESOLVED_MAX);
+	__type(key, struct fl_xdp_unresolved);
+	__type(value, __u32);
+} unresolved SEC(".maps");
+
+/* The too-big answers' token bucket, one per CPU as fulcrum-dp has one per
+ * worker: tokens in 1/NSEC_PER_SEC answers, holding a second's worth. */
+struct too_big_bucket {
+	__u64 tokens;
+	__u64 last_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct too_big_bucket);
+} too_big_bucket SEC(".maps");
+
 /* Room for the GUE-over-IPv6 checksum: bpf_csum_diff reads a buffer.
  * Twice a chunk, so that a length masked with 2 * CSUM_CHUNK - 1 (which
  * the verifier follows through any code motion) always fits. */
@@ -202,7 +244,14 @@ struct run {
 	__u32 backend_limit;
 	__u32 vip_id;
 	__u32 rx_len;
+	__u32 too_big_mtu;	/* with VERDICT_TOO_BIG: the MTU to report */
 	__u64 now;
+};
+
+/* Where encap sends the packet; or, refused as too big, what MTU fits. */
+struct tx {
+	__u32 ifindex;		/* redirect there; 0 = XDP_TX */
+	__u32 mtu;		/* FL_DROP_TOO_BIG: the IP MTU left to the client */
 };
 
 /*
@@ -639,20 +688,166 @@ static __always_inline void put_ip6(__u8 *o, __u8 tclass, __u32 flow, __u32 payl
 	st32(o + 36, daddr[3]);
 }
 
-/* Destination and source MAC; the source is cfg_src_mac unless that is
- * zero, then own (the received destination MAC: the interface's). */
-static __always_inline void put_macs(__u8 *d, const volatile __u8 *dmac, const __u16 own[3])
+static __always_inline void put_macs(__u8 *d, const __u16 dst[3], const __u16 src[3])
 {
-	const volatile __u16 *dst = (const volatile __u16 *)dmac;
-	const volatile __u16 *src = (const volatile __u16 *)cfg_src_mac;
-	int z = mac_is_zero(cfg_src_mac);
-
 	st16(d, dst[0]);
 	st16(d + 2, dst[1]);
 	st16(d + 4, dst[2]);
-	st16(d + 6, z ? own[0] : src[0]);
-	st16(d + 8, z ? own[1] : src[1]);
-	st16(d + 10, z ? own[2] : src[2]);
+	st16(d + 6, src[0]);
+	st16(d + 8, src[1]);
+	st16(d + 10, src[2]);
+}
+
+/* The received L2 header at rx rewritten at data (rx lies past data): MACs
+ * dst and src, its VLAN tags kept, EtherType et. Returns where L3 starts.
+ * The tags are read before anything is written; what else the caller needs
+ * of rx it reads before the call. */
+static __always_inline __u8 *put_l2(__u8 *data, const __u8 *rx, __u32 l3, const __u16 dst[3],
+				    const __u16 src[3], __be16 et)
+{
+	__u32 tags[MAX_VLANS] = {};
+	__u8 *o;
+
+	if (l3 > ETH_HLEN)
+		tags[0] = ld32(rx + ETH_HLEN - 2);
+	if (l3 == L2_MAX)
+		tags[1] = ld32(rx + ETH_HLEN - 2 + VLAN_HLEN);
+	put_macs(data, dst, src);
+	if (l3 == ETH_HLEN) {
+		o = data + ETH_HLEN;
+	} else if (l3 == ETH_HLEN + VLAN_HLEN) {
+		st32(data + ETH_HLEN - 2, tags[0]);
+		o = data + ETH_HLEN + VLAN_HLEN;
+	} else {
+		st32(data + ETH_HLEN - 2, tags[0]);
+		st32(data + ETH_HLEN - 2 + VLAN_HLEN, tags[1]);
+		o = data + L2_MAX;
+	}
+	st16(o - 2, et);
+	return o;
+}
+
+/* The IPv4 ID of the received packet at rx, each L2 length its own
+ * constant offset, for the verifier. */
+static __always_inline __be16 rx_ip4_id(const __u8 *rx, __u32 l3)
+{
+	return ld16(l3 == ETH_HLEN ? rx + ETH_HLEN + 4 :
+		    l3 == ETH_HLEN + VLAN_HLEN ? rx + ETH_HLEN + VLAN_HLEN + 4 : rx + L2_MAX + 4);
+}
+
+/* The source MAC where no FIB lookup gives one: cfg_src_mac unless that is
+ * zero, then own (the received destination MAC: the interface's). */
+static __always_inline void src_mac_of(__u16 own[3])
+{
+	const volatile __u16 *src = (const volatile __u16 *)cfg_src_mac;
+
+	if (mac_is_zero(cfg_src_mac))
+		return;
+	own[0] = src[0];
+	own[1] = src[1];
+	own[2] = src[2];
+}
+
+/* The router toward the backends, as three words: the MAC published with
+ * the tables (fulcrum-cp resolved dataplane.next_hop.address), else the
+ * configured next_hop.mac, as fulcrum-dp chooses (dp/pipeline.c). 0: none
+ * known yet. */
+static __always_inline int next_hop_of(const struct fl_xdp_slot_meta *m, __u16 hop[3])
+{
+	const volatile __u16 *knob = (const volatile __u16 *)cfg_next_hop_mac;
+
+	hop[0] = ld16(m->next_hop_mac);
+	hop[1] = ld16(m->next_hop_mac + 2);
+	hop[2] = ld16(m->next_hop_mac + 4);
+	if (hop[0] | hop[1] | hop[2])
+		return 1;
+	hop[0] = knob[0];
+	hop[1] = knob[1];
+	hop[2] = knob[2];
+	return (hop[0] | hop[1] | hop[2]) != 0;
+}
+
+/* Notes a next hop the kernel has no neighbour for, with its drops, for
+ * fulcrum-cp to have it resolved (xdp.h, unresolved). */
+static __always_inline void note_unresolved(const struct bpf_fib_lookup *f, int v6)
+{
+	struct fl_xdp_unresolved k = { .ifindex = f->ifindex };
+	__u32 one = 1, *drops;
+
+	k.family = v6 ? FL_AF_INET6 : FL_AF_INET;
+	if (v6) {
+		k.addr.v6[0] = f->ipv6_dst[0];
+		k.addr.v6[1] = f->ipv6_dst[1];
+		k.addr.v6[2] = f->ipv6_dst[2];
+		k.addr.v6[3] = f->ipv6_dst[3];
+	} else {
+		k.addr.v4 = f->ipv4_dst;
+	}
+	drops = bpf_map_lookup_elem(&unresolved, &k);
+	if (drops)
+		(*drops)++;	/* racy across CPUs: a hint for the log */
+	else
+		bpf_map_update_elem(&unresolved, &k, &one, BPF_NOEXIST);
+}
+
+/*
+ * The next hop of the outer packet toward b, as the kernel would route it
+ * arriving here (knob fib_lookup): destination and source MAC, and the
+ * egress ifindex in *egress when it is not the ingress one. Without a
+ * route (or forwarding off on the ingress interface), or with a route whose
+ * next hop the kernel has not resolved yet, the packet is dropped as
+ * no_next_hop: handed to the kernel instead, a packet to a VIP would be
+ * routed by the host's own table (back to the router, or to a local
+ * socket), not to its backend. The unresolved next hop is noted so that
+ * fulcrum-cp has the kernel resolve it. Over the route's MTU: too_big.
+ */
+static __always_inline int fib_hop(struct xdp_md *ctx, const struct pkt *p,
+				   const struct fl_backend *b, const int outer_v6, __u8 proto,
+				   __u32 hlen, __u16 hop[3], __u16 src[3], struct tx *tx,
+				   __u32 *reason)
+{
+	struct bpf_fib_lookup f = {};
+	long rc;
+
+	f.family = outer_v6 ? AF_INET6 : AF_INET;
+	f.l4_protocol = proto;
+	f.tot_len = (__u16)(hlen + p->ip_len);
+	f.ifindex = ctx->ingress_ifindex;
+	if (outer_v6) {
+		f.flowinfo = bpf_htonl((__u32)p->tos << 20 | (p->hash >> 12 & 0xfffffu));
+		f.ipv6_src[0] = cfg_tunnel_src_v6[0];
+		f.ipv6_src[1] = cfg_tunnel_src_v6[1];
+		f.ipv6_src[2] = cfg_tunnel_src_v6[2];
+		f.ipv6_src[3] = cfg_tunnel_src_v6[3];
+		f.ipv6_dst[0] = b->key.addr.v6[0];
+		f.ipv6_dst[1] = b->key.addr.v6[1];
+		f.ipv6_dst[2] = b->key.addr.v6[2];
+		f.ipv6_dst[3] = b->key.addr.v6[3];
+	} else {
+		f.tos = p->tos;
+		f.ipv4_src = cfg_tunnel_src_v4;
+		f.ipv4_dst = b->key.addr.v4;
+	}
+	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		hop[0] = ld16(f.dmac);
+		hop[1] = ld16(f.dmac + 2);
+		hop[2] = ld16(f.dmac + 4);
+		src[0] = ld16(f.smac);
+		src[1] = ld16(f.smac + 2);
+		src[2] = ld16(f.smac + 4);
+		tx->ifindex = f.ifindex != ctx->ingress_ifindex ? f.ifindex : 0;
+		return 0;
+	}
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		tx->mtu = f.mtu_result > hlen ? f.mtu_result - hlen : 0;
+		*reason = FL_DROP_TOO_BIG;
+		return -1;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		note_unresolved(&f, outer_v6);
+	*reason = FL_DROP_NO_NEXT_HOP;
+	return -1;
 }
 
 /* Drops what follows the IP packet (Ethernet padding), as dp's *len does. */
@@ -671,9 +866,10 @@ static __always_inline int trim(struct xdp_md *ctx, __u32 want)
  * outer family's EtherType; the inner packet is untouched. Written straight
  * into the frame: each packet helper call costs more than the stores.
  */
-static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
-					const struct fl_backend *b, __u32 *reason,
-					const int outer_v6, const int gue)
+static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_slot_meta *meta,
+					const struct pkt *p, const struct fl_backend *b,
+					struct tx *tx, __u32 *reason, const int outer_v6,
+					const int gue)
 {
 	const __u32 ip_hlen = outer_v6 ? 40 : 20;
 	const __u32 hlen = ip_hlen + (gue ? UDP_HLEN : 0);
@@ -682,19 +878,21 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 	const int df = inner_v6 || (p->flags & PKT_DF);
 	const __u8 proto = gue ? P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
 	__u8 *data, *rx, *o;
-	__u16 own[3];
-	__u32 tags[MAX_VLANS] = {};
-	__be16 inner_id = 0, et = bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IPV4);
+	__u16 own[3], hop[3], fib_src[3];
+	__be16 inner_id = 0;
 	__s64 inner_sum = 0;
 
-	if (mac_is_zero(cfg_next_hop_mac)) {
+	if (!cfg_fib_lookup && !next_hop_of(meta, hop)) {
 		*reason = FL_DROP_NO_NEXT_HOP;
 		return -1;
 	}
 	if (hlen + ip_len > cfg_mtu) {
+		tx->mtu = cfg_mtu - hlen;
 		*reason = FL_DROP_TOO_BIG;
 		return -1;
 	}
+	if (cfg_fib_lookup && fib_hop(ctx, p, b, outer_v6, proto, hlen, hop, fib_src, tx, reason))
+		return -1;
 	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN && l3 != L2_MAX) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
@@ -722,29 +920,18 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 	own[0] = ld16(rx);
 	own[1] = ld16(rx + 2);
 	own[2] = ld16(rx + 4);
-	if (l3 > ETH_HLEN)
-		tags[0] = ld32(rx + ETH_HLEN - 2);
-	if (l3 == L2_MAX)
-		tags[1] = ld32(rx + ETH_HLEN - 2 + VLAN_HLEN);
-	/* each L2 length its own constant offset, for the verifier */
 	if (!df)
-		inner_id = ld16(l3 == ETH_HLEN ? rx + ETH_HLEN + 4 :
-				l3 == ETH_HLEN + VLAN_HLEN ? rx + ETH_HLEN + VLAN_HLEN + 4 :
-				rx + L2_MAX + 4);
+		inner_id = rx_ip4_id(rx, l3);
 
-	/* put_l2: new MACs, the tags kept, the outer family's EtherType */
-	put_macs(data, cfg_next_hop_mac, own);
-	if (l3 == ETH_HLEN) {
-		o = data + ETH_HLEN;
-	} else if (l3 == ETH_HLEN + VLAN_HLEN) {
-		st32(data + ETH_HLEN - 2, tags[0]);
-		o = data + ETH_HLEN + VLAN_HLEN;
+	/* new MACs, the tags kept, the outer family's EtherType */
+	if (cfg_fib_lookup) {
+		own[0] = fib_src[0];
+		own[1] = fib_src[1];
+		own[2] = fib_src[2];
 	} else {
-		st32(data + ETH_HLEN - 2, tags[0]);
-		st32(data + ETH_HLEN - 2 + VLAN_HLEN, tags[1]);
-		o = data + L2_MAX;
+		src_mac_of(own);
 	}
-	st16(o - 2, et);
+	o = put_l2(data, rx, l3, hop, own, bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IPV4));
 
 	if (outer_v6) {
 		put_ip6(o, p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
@@ -784,7 +971,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct pkt *p,
 }
 
 static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
-				       const struct fl_backend *b, __u32 *reason)
+				       const struct fl_backend *b, struct tx *tx, __u32 *reason)
 {
 	__u16 own[3];
 	__u8 *d;
@@ -794,6 +981,7 @@ static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 		return -1;
 	}
 	if (p->ip_len > cfg_mtu) {
+		tx->mtu = cfg_mtu;
 		*reason = FL_DROP_TOO_BIG;
 		return -1;
 	}
@@ -809,12 +997,16 @@ static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 	own[0] = ld16(d);
 	own[1] = ld16(d + 2);
 	own[2] = ld16(d + 4);
-	put_macs(d, b->mac, own);
+	src_mac_of(own);
+	put_macs(d, (const __u16 *)b->mac, own);
 	return 0;
 }
 
-static __always_inline int encap(struct xdp_md *ctx, __u8 method, const struct pkt *p,
-				 const struct fl_backend *b, __u32 *reason)
+/* Writes the packet toward b, and where it goes in *tx. 0, or -1 with
+ * *reason. */
+static __always_inline int encap(struct xdp_md *ctx, const struct fl_xdp_slot_meta *meta,
+				 __u8 method, const struct pkt *p, const struct fl_backend *b,
+				 struct tx *tx, __u32 *reason)
 {
 	const int v6 = b->key.family == FL_AF_INET6;
 
@@ -825,13 +1017,13 @@ static __always_inline int encap(struct xdp_md *ctx, __u8 method, const struct p
 	switch (method) {
 	case FL_METHOD_IPIP:
 	case FL_METHOD_IP6IP6:
-		return v6 ? encap_tunnel(ctx, p, b, reason, 1, 0)
-			  : encap_tunnel(ctx, p, b, reason, 0, 0);
+		return v6 ? encap_tunnel(ctx, meta, p, b, tx, reason, 1, 0)
+			  : encap_tunnel(ctx, meta, p, b, tx, reason, 0, 0);
 	case FL_METHOD_GUE:
-		return v6 ? encap_tunnel(ctx, p, b, reason, 1, 1)
-			  : encap_tunnel(ctx, p, b, reason, 0, 1);
+		return v6 ? encap_tunnel(ctx, meta, p, b, tx, reason, 1, 1)
+			  : encap_tunnel(ctx, meta, p, b, tx, reason, 0, 1);
 	case FL_METHOD_L2DSR:
-		return encap_l2dsr(ctx, p, b, reason);
+		return encap_l2dsr(ctx, p, b, tx, reason);
 	default:
 		*reason = FL_DROP_NO_BACKEND;
 		return -1;
@@ -964,17 +1156,141 @@ static __always_inline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct 
 	return best;
 }
 
+/* One too-big answer allowed now on this CPU? fulcrum-dp's too_big_token
+ * (dp/pipeline.c): the bucket refills at cfg_too_big_rate a second and
+ * holds one second's worth; it starts full. */
+static __always_inline int too_big_token(__u64 now)
+{
+	const __u64 full = (__u64)cfg_too_big_rate * NSEC_PER_SEC;
+	struct too_big_bucket *b;
+	__u32 zero = 0;
+	__u64 tokens, dt;
+
+	b = bpf_map_lookup_elem(&too_big_bucket, &zero);
+	if (!b)
+		return 0;
+	tokens = b->tokens;
+	if (now != b->last_ns) {
+		/* past a second the bucket is full anyway; the bound keeps
+		 * the product from overflowing */
+		dt = now > b->last_ns ? now - b->last_ns : 0;
+		tokens += (dt < NSEC_PER_SEC ? dt : NSEC_PER_SEC) * cfg_too_big_rate;
+		if (tokens > full)
+			tokens = full;
+		b->last_ns = now;
+	}
+	if (tokens < NSEC_PER_SEC) {
+		b->tokens = tokens;
+		return 0;
+	}
+	b->tokens = tokens - NSEC_PER_SEC;
+	return 1;
+}
+
+/*
+ * fulcrum-dp's fl_icmp_too_big (dp/encap.c), the same bytes, built in the
+ * frame: ICMP fragmentation needed (IPv4) or packet too big (IPv6) from
+ * the VIP to the client, reporting mtu, behind the received L2 header with
+ * the MACs swapped, quoting the packet's first ICMP4_MAX_IP or ICMP6_MAX_IP
+ * bytes less the answer's headers. The quote is the packet itself, left in
+ * place: the headers go in front of it and the rest is cut off. -1: no
+ * answer may be sent (an ICMP error; a source that is not one host,
+ * RFC 1812 4.3.2.7, RFC 4443 2.4(e)) or none could be built. Fragments
+ * never get here (fragment()).
+ */
+static __always_inline int too_big_answer(struct xdp_md *ctx, const struct pkt *p, __u32 mtu,
+					  const int v6)
+{
+	const __u32 hlen = (v6 ? IPV6_HLEN : IPV4_HLEN) + ICMP_HLEN;
+	const __u32 max_quote = (v6 ? ICMP6_MAX_IP : ICMP4_MAX_IP) - hlen;
+	const __u32 l3 = p->l3_off, q = p->ip_len < max_quote ? p->ip_len : max_quote;
+	const __u8 first = ((const __u8 *)&p->key.src)[0];
+	__u16 client[3], own[3];
+	__be16 id = 0;
+	__u8 *data, *rx, *o;
+	__s64 quote_sum;
+	__u64 s;
+
+	if (p->flags & PKT_ICMP_ERROR)
+		return -1;
+	if (v6 ? ((p->key.src.v6[0] | p->key.src.v6[1] | p->key.src.v6[2] | p->key.src.v6[3]) == 0 ||
+		  first == 0xff)
+	       : (first == 0 || first >= 224))
+		return -1;
+	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN && l3 != L2_MAX)
+		return -1;
+	if (trim(ctx, l3 + q) || bpf_xdp_adjust_head(ctx, -(int)hlen))
+		return -1;
+	quote_sum = csum_inner(ctx, l3 + hlen, q);
+	if (quote_sum < 0)
+		return -1;
+	/* the received frame, hlen bytes in: its L2 header and the IPv4 ID
+	 * are in its first L2_MAX + 8 bytes (the quote holds an IP header) */
+	data = (void *)(long)ctx->data;
+	rx = data + hlen;
+	if ((void *)(rx + L2_MAX + 8) > (void *)(long)ctx->data_end)
+		return -1;
+	own[0] = ld16(rx);
+	own[1] = ld16(rx + 2);
+	own[2] = ld16(rx + 4);
+	client[0] = ld16(rx + 6);
+	client[1] = ld16(rx + 8);
+	client[2] = ld16(rx + 10);
+	/* dp's ip4_id with df = 0: the offending packet's ID, mixed */
+	if (!v6)
+		id = rx_ip4_id(rx, l3) ^ bpf_htons((__u16)(p->hash >> 16));
+	o = put_l2(data, rx, l3, client, own, bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IPV4));
+
+	/* ICMP: type and code, checksum, then the MTU (IPv4: 2 bytes unused,
+	 * 2 of MTU; ICMPv6: 4 of MTU); ICMPv6 sums a pseudo-header too */
+	s = (__u64)(v6 ? 2 : (3 | 4 << 8)) + bpf_htonl(mtu) + (__u64)quote_sum;
+	if (v6) {
+		/* precedence 0, as dp; the VIP as the source, not the knob */
+		put_ip6(o, 0, 0, ICMP_HLEN + q, P_ICMPV6, p->key.src.v6);
+		st32(o + 8, p->key.dst.v6[0]);
+		st32(o + 12, p->key.dst.v6[1]);
+		st32(o + 16, p->key.dst.v6[2]);
+		st32(o + 20, p->key.dst.v6[3]);
+		s += (__u64)p->key.dst.v6[0] + p->key.dst.v6[1] + p->key.dst.v6[2] +
+		     p->key.dst.v6[3] + p->key.src.v6[0] + p->key.src.v6[1] + p->key.src.v6[2] +
+		     p->key.src.v6[3] + bpf_htonl(ICMP_HLEN + q) + bpf_htonl(P_ICMPV6);
+	} else {
+		/* precedence "internetwork control", as Linux marks its errors */
+		put_ip4(o, 0xc0, hlen + q, id, 0, P_ICMP, p->key.dst.v4, p->key.src.v4);
+	}
+	o += v6 ? IPV6_HLEN : IPV4_HLEN;
+	st16(o, v6 ? 2 : (3 | 4 << 8));
+	st16(o + 2, (__u16)~fold(s));
+	st32(o + 4, bpf_htonl(mtu));
+	return 0;
+}
+
 /* Encapsulate toward backend id and give the verdict. */
 static __always_inline int forward(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
 				   const struct pkt *p, const struct fl_backend *be, __u32 id)
 {
 	struct fl_backend_counters *bc;
+	struct tx tx = {};
 	__u32 reason = FL_DROP_NO_BACKEND;
+	int verdict = XDP_TX;
 
-	if (encap(ctx, v->method, p, be, &reason) != 0) {
-		/* too big: counted, no answer built here (fulcrum-dp answers) */
+	if (encap(ctx, r->meta, v->method, p, be, &tx, &reason) != 0) {
 		count_drop(r, reason);
+		/* answered in the entry point, where it is inlined once */
+		if (reason == FL_DROP_TOO_BIG && too_big_token(r->now)) {
+			r->too_big_mtu = tx.mtu;
+			return VERDICT_TOO_BIG;
+		}
 		return XDP_DROP;
+	}
+	if (tx.ifindex) {
+		/* the route leaves by another interface: one of ours, or the
+		 * packet cannot go (no_next_hop) */
+		verdict = bpf_redirect_map(&tx_ports, tx.ifindex, XDP_DROP);
+		if (verdict != XDP_REDIRECT) {
+			count_drop(r, FL_DROP_NO_NEXT_HOP);
+			return XDP_DROP;
+		}
 	}
 	bc = bpf_map_lookup_elem(&backend_counters, &id);
 	if (bc) {
@@ -983,7 +1299,7 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 	}
 	r->ctr->tx_packets++;
 	r->ctr->tx_bytes += (__u64)(ctx->data_end - ctx->data);
-	return XDP_TX;
+	return verdict;
 }
 
 /* dp flow_stage: follow the record while its backend keeps flows (same
@@ -1088,7 +1404,7 @@ static __always_inline int icmp_stage(struct xdp_md *ctx, struct run *r, const s
 	if (!be)
 		return XDP_DROP;
 	verdict = forward(ctx, r, v, p, be, id);
-	if (verdict == XDP_TX)
+	if (verdict == XDP_TX || verdict == XDP_REDIRECT)
 		r->ctr->icmp_forwarded++;
 	return verdict;
 }
@@ -1180,9 +1496,17 @@ int balancer(struct xdp_md *ctx)
 	 * clock source cost about 40 ns a packet here */
 	r.now = bpf_ktime_get_coarse_ns();
 	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
-	if (p.flags & PKT_ICMP_ERROR)
-		return icmp_stage(ctx, &r, &vv->vip, &p, rec);
-	return flow_stage(ctx, &r, &vv->vip, &p, rec);
+	verdict = (p.flags & PKT_ICMP_ERROR) ? icmp_stage(ctx, &r, &vv->vip, &p, rec)
+					      : flow_stage(ctx, &r, &vv->vip, &p, rec);
+	if (verdict != VERDICT_TOO_BIG)
+		return verdict;
+	if ((p.key.family == FL_AF_INET6 ? too_big_answer(ctx, &p, r.too_big_mtu, 1)
+					  : too_big_answer(ctx, &p, r.too_big_mtu, 0)) != 0)
+		return XDP_DROP;
+	r.ctr->icmp_generated++;
+	r.ctr->tx_packets++;
+	r.ctr->tx_bytes += (__u64)(ctx->data_end - ctx->data);
+	return XDP_TX;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -74,6 +74,8 @@ static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
 	memcpy((void *)ro->cfg_tunnel_src_v6, k->tunnel_src_v6.v6, 16);
 	ro->cfg_gue_port = htons(k->gue_port);
 	ro->cfg_mtu = k->mtu;
+	ro->cfg_fib_lookup = k->fib_lookup;
+	ro->cfg_too_big_rate = k->too_big_rate ? k->too_big_rate : FL_XDP_TOO_BIG_RATE;
 	for (int i = 0; i < FL_XDP_CT_STATES; i++) {
 		__u32 t = k->ct_timeout_s[i] ? k->ct_timeout_s[i] : default_timeout_s[i];
 
@@ -141,6 +143,27 @@ static int adopted_map_fd(int prog_fd, const char *name)
 	return found;
 }
 
+/* Whether a kept map (fd) has other key or value sizes than this build's
+ * m: an older fulcrum's layout. */
+static bool other_layout(int fd, const struct bpf_map *m)
+{
+	struct bpf_map_info mi;
+	__u32 len = sizeof(mi);
+
+	memset(&mi, 0, sizeof(mi));
+	return bpf_obj_get_info_by_fd(fd, &mi, &len) == 0 &&
+	       (mi.key_size != bpf_map__key_size(m) || mi.value_size != bpf_map__value_size(m));
+}
+
+/* slot_meta is written whole by the publish that precedes every attach, so
+ * one of an older layout is made anew instead of failing the load: an
+ * upgrade keeps conntrack and the tables. The older program, still
+ * attached until then, keeps reading its own copy. */
+static bool made_anew(const struct balancer_bpf *s, const struct bpf_map *m, int fd)
+{
+	return m == s->maps.slot_meta && other_layout(fd, m);
+}
+
 /* Before load: every map a restart keeps gets its pin path, and the fd of
  * the adopted program's map where no pin exists (see fl_xdp_open_pinned). */
 static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err, size_t errlen)
@@ -160,12 +183,41 @@ static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err
 			rc = bpf_map__set_pin_path(m, path);
 			if (rc)
 				return fl_err(err, errlen, rc, "xdp: pin path %s: %s", path, strerror(-rc));
-			if (access(path, F_OK) == 0) {
+			fd = bpf_obj_get(path);
+			if (fd >= 0 && made_anew(s, m, fd)) {
+				close(fd);
+				if (unlink(path) != 0)
+					return fl_err(err, errlen, -errno, "xdp: unpin %s (an older "
+						    "layout): %s", path, strerror(errno));
+				x->maps_created++;
+				continue;
+			}
+			if (fd >= 0 && bpf_map__type(m) == BPF_MAP_TYPE_DEVMAP_HASH) {
+				/* libbpf 1.1 compares a pin's map_flags with the
+				 * program's, and the kernel adds BPF_F_RDONLY_PROG
+				 * to every devmap's: taken by fd, as adopted maps */
+				rc = bpf_map__set_pin_path(m, NULL);
+				if (rc == 0)
+					rc = bpf_map__reuse_fd(m, fd);
+				close(fd);
+				if (rc)
+					return fl_err(err, errlen, rc, "xdp: reuse pinned %s: %s", path,
+						    strerror(-rc));
+				x->maps_pinned++;
+				continue;
+			}
+			if (fd >= 0 || access(path, F_OK) == 0) {
+				if (fd >= 0)
+					close(fd);
 				x->maps_pinned++;
 				continue;
 			}
 		}
 		fd = keep->adopt_prog_fd >= 0 ? adopted_map_fd(keep->adopt_prog_fd, bpf_map__name(m)) : -1;
+		if (fd >= 0 && made_anew(s, m, fd)) {
+			close(fd);
+			fd = -1;
+		}
 		if (fd < 0) {
 			x->maps_created++;
 			continue;
@@ -408,6 +460,7 @@ int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_
 	meta.backend_count = nb;
 	meta.ring_entries = nring;
 	meta.vip_count = nvips;
+	memcpy(meta.next_hop_mac, t->hdr->next_hop_mac, sizeof(meta.next_hop_mac));
 	if (bpf_map_update_elem(bpf_map__fd(x->skel->maps.slot_meta), &slot, &meta, BPF_ANY) != 0)
 		return fl_err(err, errlen, -errno, "xdp: slot header: %s", strerror(errno));
 
@@ -420,6 +473,41 @@ int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_
 	__atomic_store_n(&x->ctl->slot, slot, __ATOMIC_RELEASE);
 	grace_period();
 	return 0;
+}
+
+int fl_xdp_add_port(struct fl_xdp *x, int ifindex, char *err, size_t errlen)
+{
+	__u32 key = (__u32)ifindex;
+
+	if (!x || !x->skel)
+		return fl_err(err, errlen, -EINVAL, "xdp: not loaded");
+	if (bpf_map_update_elem(bpf_map__fd(x->skel->maps.tx_ports), &key, &key, BPF_ANY) != 0)
+		return fl_err(err, errlen, -errno, "xdp: ifindex %d into the redirect map: %s",
+			    ifindex, strerror(errno));
+	return 0;
+}
+
+int fl_xdp_unresolved_take(struct fl_xdp *x, struct fl_xdp_unresolved *out, __u32 *drops,
+			   __u32 max)
+{
+	int fd, n = 0;
+
+	if (!x || !x->skel)
+		return -EINVAL;
+	fd = bpf_map__fd(x->skel->maps.unresolved);
+	/* gathered first: a delete during the walk would restart it */
+	for (int more = max > 0 && bpf_map_get_next_key(fd, NULL, &out[0]) == 0; more;
+	     more = (__u32)n < max && bpf_map_get_next_key(fd, &out[n - 1], &out[n]) == 0)
+		n++;
+	for (int i = 0; i < n; i++) {
+		__u32 d = 0;
+
+		bpf_map_lookup_elem(fd, &out[i], &d);
+		if (drops)
+			drops[i] = d;
+		bpf_map_delete_elem(fd, &out[i]);
+	}
+	return n;
 }
 
 int fl_xdp_attach(struct fl_xdp *x, int ifindex, bool generic, char *err, size_t errlen)

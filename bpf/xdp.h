@@ -64,14 +64,17 @@ struct fl_xdp_ring_chunk {
 	__u32 id[FL_XDP_RING_CHUNK];
 };
 
-/* slot_meta[slot]: the slot's own header. */
+/* slot_meta[slot]: the slot's own header. next_hop_mac is the shared-memory
+ * slot header's (fulcrum-cp's resolution of dataplane.next_hop.address):
+ * it switches with the tables, so a packet never sees half a MAC. */
 struct fl_xdp_slot_meta {
 	__u64 generation;
 	__u64 hash_seed;
 	__u32 backend_count;	/* ids below it are in use (clamped to the map) */
 	__u32 ring_entries;	/* ring ids held by rings_N */
 	__u32 vip_count;
-	__u32 pad;
+	__u8 next_hop_mac[6];	/* router toward the backends; zero = the knob's */
+	__u8 pad[6];
 };
 
 /* ctl[0]: which slot packets read. Written by one aligned 4-byte store. */
@@ -80,6 +83,25 @@ struct fl_xdp_ctl {
 	__u32 pad;
 	__u64 generation;
 };
+
+/* tx_ports: the XDP interfaces (key and value: ifindex), for a redirect
+ * when bpf_fib_lookup routes a packet out of another one than it came in
+ * (knob fib_lookup). The loader adds every interface it attaches to. */
+#define FL_XDP_MAX_PORTS 64u
+
+/* Key of unresolved (an LRU hash, value: packets dropped): a next hop
+ * bpf_fib_lookup named but the kernel has no neighbour entry for
+ * (BPF_FIB_LKUP_RET_NO_NEIGH). The kernel sees none of the program's
+ * traffic and would never resolve it: fulcrum-cp takes these entries and
+ * asks the kernel to (fl_xdp_unresolved_take). */
+struct fl_xdp_unresolved {
+	union fl_addr addr;
+	__u32 ifindex;		/* the interface the route leaves by */
+	__u8 family;		/* FL_AF_INET or FL_AF_INET6 */
+	__u8 pad[3];
+};
+
+#define FL_XDP_UNRESOLVED_MAX 256u
 
 /* Conntrack record states: the same values as fulcrum-dp's enum fl_ct_state. */
 enum fl_xdp_ct_state {
@@ -111,9 +133,12 @@ _Static_assert(sizeof(struct fl_xdp_vip_key) == 24, "vip key layout");
 _Static_assert(sizeof(struct fl_xdp_vip_val) == 40, "vip value layout");
 _Static_assert(sizeof(struct fl_xdp_addr_key) == 20, "addr key layout");
 _Static_assert(sizeof(struct fl_xdp_ring_chunk) == 64, "ring chunk layout");
-_Static_assert(sizeof(struct fl_xdp_slot_meta) == 32, "slot meta layout");
+_Static_assert(sizeof(struct fl_xdp_slot_meta) == 40, "slot meta layout");
+_Static_assert(__builtin_offsetof(struct fl_xdp_slot_meta, next_hop_mac) == 28,
+	       "slot meta next_hop_mac: 2-byte aligned, read as three words");
 _Static_assert(sizeof(struct fl_xdp_ctl) == 16, "ctl layout");
 _Static_assert(sizeof(struct fl_xdp_ct_val) == 24, "ct value layout");
+_Static_assert(sizeof(struct fl_xdp_unresolved) == 24, "unresolved key layout");
 
 #ifndef __bpf__
 #include <stdbool.h>
@@ -124,16 +149,22 @@ _Static_assert(sizeof(struct fl_xdp_ct_val) == 24, "ct value layout");
 #define FL_XDP_DEFAULT_MAX_BACKENDS 1024u
 #define FL_XDP_DEFAULT_RING_ENTRIES (16u * 65537u)
 #define FL_XDP_DEFAULT_CT_CAPACITY 65536u
+#define FL_XDP_TOO_BIG_RATE 1000u	/* fulcrum-dp's per worker (dp/main.c) */
 
 /* Load-time settings, fixed for the program's life (rodata and map sizes). */
 struct fl_xdp_knobs {
 	__u8 src_mac[6];		/* outgoing source MAC; zero = the received
 					 * destination MAC (the interface's own) */
-	__u8 next_hop_mac[6];		/* router toward the backends (tunnels) */
+	__u8 next_hop_mac[6];		/* router toward the backends (tunnels), when
+					 * the published tables name none */
+	bool fib_lookup;		/* the next hop of tunnels from bpf_fib_lookup
+					 * instead of a MAC (both MACs ignored) */
 	union fl_addr tunnel_src_v4;	/* outer source toward IPv4 backends */
 	union fl_addr tunnel_src_v6;	/* outer source toward IPv6 backends */
 	__u16 gue_port;			/* GUE UDP destination port, host order */
 	__u16 mtu;			/* egress IP MTU */
+	__u32 too_big_rate;		/* ICMP too-big answers per second per CPU;
+					 * 0 = fulcrum-dp's FL_XDP_TOO_BIG_RATE */
 	__u32 max_vips;			/* map sizes; 0 = the defaults above */
 	__u32 max_backends;
 	__u32 ring_entries;
@@ -198,11 +229,21 @@ int fl_xdp_open_pinned(struct fl_xdp *x, const struct fl_xdp_knobs *knobs,
 
 /*
  * Copies the tables of one published shared-memory slot (VIPs in use,
- * backends, rings, hash seed) into the inactive map slot, switches packets
+ * backends, rings, hash seed, next-hop MAC) into the inactive map slot, switches packets
  * to it and waits until no packet reads the old one. On return every packet
  * uses t. -E2BIG when t does not fit the map sizes (nothing is switched).
  */
 int fl_xdp_publish(struct fl_xdp *x, const struct fl_tables *t, char *err, size_t errlen);
+
+/* Adds ifindex to tx_ports: packets bpf_fib_lookup routes out of it are
+ * redirected there (fib_lookup). 0, or -errno with a message. */
+int fl_xdp_add_port(struct fl_xdp *x, int ifindex, char *err, size_t errlen);
+
+/* Takes (reads and deletes) up to max entries of unresolved: next hops the
+ * program could not reach for want of a neighbour entry; their dropped
+ * packet counts in drops[] (may be NULL). Returns how many, or -errno. */
+int fl_xdp_unresolved_take(struct fl_xdp *x, struct fl_xdp_unresolved *out, __u32 *drops,
+			   __u32 max);
 
 /* Attaches to ifindex, natively or in generic (skb) mode. */
 int fl_xdp_attach(struct fl_xdp *x, int ifindex, bool generic, char *err, size_t errlen);

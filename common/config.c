@@ -337,6 +337,7 @@ static const struct key xdp_keys[] = {
 	{ KEY("interfaces", K_ARRAY) },
 	{ KEY("generic", K_BOOL), D(xdp_generic) },
 	{ KEY("detach_on_exit", K_BOOL), D(xdp_detach_on_exit) },
+	{ KEY("fib_lookup", K_BOOL), D(xdp_fib_lookup) },
 	{ .name = NULL },
 };
 
@@ -798,6 +799,7 @@ static int find_dup(const void *base, size_t n, size_t size,
 	size_t *idx = malloc((n ? n : 1) * sizeof(*idx));
 	int found = 0;
 
+	*first = *second = 0;
 	if (!idx)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
@@ -1364,14 +1366,19 @@ static int check_xdp(const struct where *dpw, const struct fl_dataplane_config *
 }
 
 /* A static MAC or an address to resolve, not both. DPDK has no routing
- * table, so it needs one; XDP may give neither and let bpf_fib_lookup()
- * find the next hop per packet. */
+ * table, so it needs one; XDP may instead let bpf_fib_lookup() find the
+ * next hop per packet (xdp.fib_lookup), and then a next_hop would be
+ * ignored: refused, so that no one believes it is used. */
 static int check_next_hop(const struct where *dpw, const struct fl_dataplane_config *dp)
 {
 	if (dp->has_next_hop_mac && dp->has_next_hop_address)
 		return fail(dpw, "next_hop", "give mac or address, not both");
 	if (dp->mode == FL_DP_DPDK && !dp->has_next_hop_mac && !dp->has_next_hop_address)
 		return fail(dpw, "next_hop", "dpdk mode needs a mac or an address");
+	if (dp->mode == FL_DP_XDP && dp->xdp_fib_lookup &&
+	    (dp->has_next_hop_mac || dp->has_next_hop_address))
+		return fail(dpw, "next_hop", "xdp.fib_lookup takes the next hop from the kernel's "
+			    "routes and neighbours: give next_hop or xdp.fib_lookup, not both");
 	return 0;
 }
 

@@ -97,6 +97,7 @@ struct fl_dataplane_config {
 	unsigned n_xdp_interfaces;
 	bool xdp_generic;		/* skb mode instead of native */
 	bool xdp_detach_on_exit;
+	bool xdp_fib_lookup;		/* tunnels' next hop from bpf_fib_lookup */
 	/* next hop: a static MAC, or an address resolved through the kernel's
 	 * neighbour table; exactly one */
 	bool has_next_hop_mac;

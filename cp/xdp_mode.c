@@ -11,16 +11,25 @@
 #include <sys/vfs.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <linux/neighbour.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "addr.h"
 #include "err.h"
 #include "daemon.h"
+#include "neigh.h"
 #include "xdp.h"
 #include "xdp_mode.h"
 
 #define PROG_NAME "balancer"	/* the program's name in bpf_prog_info */
+
+/* xdp.fib_lookup: the next hops the program found unresolved are handed to
+ * the kernel to resolve every FL_CP_NEIGH_REFRESH_MS (a second: what a
+ * host's own first packet to a new neighbour waits for its ARP, roughly),
+ * at most this many at a time, and as many are kept confirmed. */
+#define HOPS_MAX 64u
 
 struct fl_cp_xdp {
 	struct fl_xdp x;
@@ -30,6 +39,14 @@ struct fl_cp_xdp {
 	int *ifindex;			/* 0 until attached (or kept) */
 	char **ifname;
 	char pin_dir[4096];
+	/* xdp.fib_lookup: a netlink socket to have next hops resolved, and the
+	 * next hops the program met without a neighbour entry */
+	bool fib_lookup;
+	struct fl_neigh neigh;
+	struct fl_io neigh_io;
+	struct fl_timer solicit_timer;
+	struct fl_xdp_unresolved hops[HOPS_MAX];
+	unsigned n_hops;
 };
 
 /* What identifies a loaded program for the keep-or-replace choice. */
@@ -45,22 +62,23 @@ static bool is_tunnel(enum fl_method m)
 	return m != FL_METHOD_L2DSR;
 }
 
-/* No fib lookup in the program: a tunnel needs a configured MAC. */
+/* A tunnel needs a next hop: next_hop.mac; next_hop.address, which
+ * fulcrum-cp resolves through the neighbour table and publishes with the
+ * tables (until then the program drops with no_next_hop); or
+ * xdp.fib_lookup. */
 static int check_next_hop(const struct fl_config *cfg, char *err, size_t errlen)
 {
 	const struct fl_dataplane_config *dp = &cfg->dataplane;
 
-	if (dp->has_next_hop_address)
-		return fl_err(err, errlen, -EINVAL, "%s: dataplane.next_hop.address: xdp mode does not "
-			    "resolve a next-hop address yet; give next_hop.mac", cfg->source);
-	if (dp->has_next_hop_mac)
+	if (dp->has_next_hop_mac || dp->has_next_hop_address || dp->xdp_fib_lookup)
 		return 0;
 	for (unsigned i = 0; i < cfg->n_vips; i++)
 		if (is_tunnel(cfg->vips[i].method))
 			return fl_err(err, errlen, -EINVAL, "%s:%u: VIP %s uses %s, but dataplane has no "
-				    "next_hop.mac: the XDP program has no bpf_fib_lookup yet and would "
-				    "drop every packet (drop_no_next_hop); set next_hop.mac to the "
-				    "router's MAC", cfg->source, cfg->vips[i].line,
+				    "next_hop: the XDP program would drop every packet "
+				    "(drop_no_next_hop); set next_hop.mac to the router's MAC, "
+				    "next_hop.address to its address, or xdp.fib_lookup = true",
+				    cfg->source, cfg->vips[i].line,
 				    cfg->vips[i].name[0] ? cfg->vips[i].name : "(unnamed)",
 				    fl_method_name(cfg->vips[i].method));
 	return 0;
@@ -79,6 +97,7 @@ static void knobs_of(const struct fl_config *cfg, struct fl_xdp_knobs *k)
 		k->tunnel_src_v6 = dp->tunnel_source_v6;
 	k->gue_port = dp->gue_port;
 	k->mtu = dp->mtu;
+	k->fib_lookup = dp->xdp_fib_lookup;
 	k->max_vips = cfg->limits.max_vips;
 	k->max_backends = cfg->limits.max_backends;
 	k->ring_entries = cfg->limits.ring_entries;
@@ -273,6 +292,129 @@ static int find_running(const struct fl_cp_xdp *st)
 	return -1;
 }
 
+/* Whether the sysctl file at path reads 0 (false when unreadable). */
+static bool sysctl_off(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	int v = -1;
+
+	if (!f)
+		return false;
+	if (fscanf(f, "%d", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v == 0;
+}
+
+/* bpf_fib_lookup routes only what arrives on an interface that forwards
+ * (BPF_FIB_LKUP_RET_FWD_DISABLED otherwise): said at start, not per drop. */
+static void warn_forwarding(const struct fl_config *cfg)
+{
+	const struct fl_dataplane_config *dp = &cfg->dataplane;
+	char path[128];
+
+	for (unsigned i = 0; i < dp->n_xdp_interfaces; i++) {
+		snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/forwarding",
+			 dp->xdp_interfaces[i]);
+		if (dp->has_tunnel_source_v4 && sysctl_off(path))
+			fl_log(FL_LOG_WARN, "xdp.fib_lookup: IPv4 forwarding is off on %s "
+			       "(net.ipv4.conf.%s.forwarding = 0): the kernel's FIB refuses to route "
+			       "what arrives there, and IPv4 tunnels drop as no_next_hop",
+			       dp->xdp_interfaces[i], dp->xdp_interfaces[i]);
+	}
+	if (dp->has_tunnel_source_v6 && sysctl_off("/proc/sys/net/ipv6/conf/all/forwarding"))
+		fl_log(FL_LOG_WARN, "xdp.fib_lookup: IPv6 forwarding is off "
+		       "(net.ipv6.conf.all.forwarding = 0): IPv6 tunnels drop as no_next_hop");
+}
+
+/* Asks the kernel to resolve hop, or to confirm its stale entry, as
+ * fulcrum-cp does for next_hop.address (cp/daemon.c neigh_ask): the kernel
+ * sees none of the program's traffic, so it would never do so itself, and
+ * an unconfirmed entry would age out of its table. */
+static void solicit(struct fl_cp_xdp *st, const struct fl_xdp_unresolved *hop)
+{
+	char a[FL_ADDR_STRLEN];
+	__u16 state = 0;
+	__u8 mac[6];
+	int rc;
+
+	if (fl_neigh_lookup(&st->neigh, (int)hop->ifindex, hop->family, &hop->addr, mac,
+			    &state) == 0 && (state & (NUD_REACHABLE | NUD_PERMANENT | NUD_NOARP)))
+		return;
+	rc = fl_neigh_solicit(&st->neigh, (int)hop->ifindex, hop->family, &hop->addr);
+	if (rc < 0)
+		fl_log(FL_LOG_DEBUG, "xdp: next hop %s: cannot ask the kernel: %s",
+		       fl_addr_format(&hop->addr, hop->family, a, sizeof(a)), strerror(-rc));
+}
+
+/* Takes the next hops the program found without a neighbour entry (kept
+ * from then on, up to HOPS_MAX), and has every kept one resolved. */
+static void on_solicit_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct fl_cp_xdp *st = t->arg;
+	struct fl_xdp_unresolved met[HOPS_MAX];
+	__u32 drops[HOPS_MAX];
+	char a[FL_ADDR_STRLEN], ifname[IF_NAMESIZE];
+	int n = fl_xdp_unresolved_take(&st->x, met, drops, HOPS_MAX);
+
+	for (int i = 0; i < n; i++) {
+		unsigned k = 0;
+
+		fl_log(FL_LOG_INFO, "xdp: next hop %s on %s has no neighbour entry (%u packets "
+		       "dropped as no_next_hop): asking the kernel to resolve it",
+		       fl_addr_format(&met[i].addr, met[i].family, a, sizeof(a)),
+		       if_indextoname(met[i].ifindex, ifname) ? ifname : "?", drops[i]);
+		while (k < st->n_hops && memcmp(&st->hops[k], &met[i], sizeof(met[i])) != 0)
+			k++;
+		if (k < st->n_hops)
+			continue;
+		if (st->n_hops < HOPS_MAX)
+			st->hops[st->n_hops++] = met[i];
+		else
+			solicit(st, &met[i]);	/* once: no room to keep it confirmed */
+	}
+	for (unsigned k = 0; k < st->n_hops; k++)
+		solicit(st, &st->hops[k]);
+	fl_timer_in(loop, t, FL_CP_NEIGH_REFRESH_MS);
+}
+
+/* Keeps the copy of the neighbour table that solicit reads up to date. */
+static void on_solicit_socket(struct fl_loop *loop, struct fl_io *io, uint32_t events)
+{
+	struct fl_cp_xdp *st = io->arg;
+
+	(void)loop;
+	(void)events;
+	fl_neigh_read(&st->neigh);
+}
+
+static int solicit_start(struct fl_cp *cp, struct fl_cp_xdp *st, char *err, size_t errlen)
+{
+	int rc = fl_neigh_open(&st->neigh, err, errlen);
+
+	if (rc)
+		return rc;
+	rc = fl_io_add(&cp->loop, &st->neigh_io, st->neigh.fd, EPOLLIN, on_solicit_socket, st);
+	if (rc) {
+		fl_neigh_close(&st->neigh);
+		return fl_err(err, errlen, rc, "xdp: neighbour socket: epoll: %s", strerror(-rc));
+	}
+	fl_timer_init(&st->solicit_timer, on_solicit_timer, st);
+	fl_timer_in(&cp->loop, &st->solicit_timer, FL_CP_NEIGH_REFRESH_MS);
+	st->fib_lookup = true;
+	return 0;
+}
+
+static void solicit_stop(struct fl_cp *cp, struct fl_cp_xdp *st)
+{
+	if (!st->fib_lookup)
+		return;
+	fl_timer_cancel(&cp->loop, &st->solicit_timer);
+	fl_io_del(&cp->loop, &st->neigh_io);
+	fl_neigh_close(&st->neigh);
+	st->fib_lookup = false;
+}
+
 int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, size_t errlen)
 {
 	const struct fl_dataplane_config *dp = &cfg->dataplane;
@@ -314,6 +456,13 @@ int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, siz
 		close(keep.adopt_prog_fd);
 	if (rc)
 		goto fail_st;
+	if (dp->xdp_fib_lookup) {
+		warn_forwarding(cfg);
+		if ((rc = solicit_start(cp, st, err, errlen)) != 0) {
+			fl_xdp_close(&st->x);
+			goto fail_st;
+		}
+	}
 	fl_log(FL_LOG_INFO, "xdp: balancer loaded; maps in %s: %u reused from pins, %u adopted "
 	       "from the running program, %u new; table generation %llu", st->pin_dir,
 	       st->x.maps_pinned, st->x.maps_adopted, st->x.maps_created,
@@ -396,6 +545,16 @@ int fl_cp_xdp_attach(struct fl_cp *cp, char *err, size_t errlen)
 	if (st->flags & XDP_FLAGS_SKB_MODE)
 		fl_log(FL_LOG_WARN, "xdp: generic (skb) mode as dataplane.xdp.generic asks: every "
 		       "packet gets an skb first, far slower than native");
+	/* every interface a route may leave by is in the redirect map before
+	 * the program runs on any */
+	for (unsigned i = 0; i < st->n_ifaces; i++) {
+		int ifindex = (int)if_nametoindex(st->ifname[i]);
+
+		if (!ifindex)
+			return fl_err(err, errlen, -ENODEV, "xdp: no interface %s", st->ifname[i]);
+		if ((rc = fl_xdp_add_port(&st->x, ifindex, err, errlen)) != 0)
+			return rc;
+	}
 	for (unsigned i = 0; i < st->n_ifaces; i++)
 		if ((rc = attach_one(st, i, err, errlen)) != 0)
 			return rc;
@@ -420,6 +579,7 @@ void fl_cp_xdp_fini(struct fl_cp *cp)
 
 	if (!st)
 		return;
+	solicit_stop(cp, st);
 	for (unsigned i = 0; i < st->n_ifaces; i++) {
 		if (st->ifindex[i] && st->detach_on_exit) {
 			bpf_xdp_detach(st->ifindex[i], st->flags, NULL);

@@ -7,11 +7,19 @@
  * into its maps (fl_xdp_publish: two slots, atomic switch). In dpdk mode
  * every function here does nothing.
  *
- * Next hop. The program has no bpf_fib_lookup yet: a tunnelled packet goes
- * to dataplane.next_hop.mac, and without one it is dropped
- * (drop_no_next_hop). So xdp mode refuses to start with a tunnel VIP (ipip,
- * ip6ip6, gue) and no next_hop.mac, or with next_hop.address (no neighbour
- * resolution here yet). L2 DSR needs no next hop.
+ * Next hop. A tunnelled packet goes to the MAC published with the tables
+ * (the slot header's next_hop_mac, which fulcrum-cp resolves from
+ * dataplane.next_hop.address through the neighbour table of
+ * dataplane.neighbour_interface, by default the only XDP interface), else to
+ * dataplane.next_hop.mac; with neither it is dropped (drop_no_next_hop), as
+ * it is while the address is not resolved yet. With xdp.fib_lookup the
+ * program asks bpf_fib_lookup instead (bpf/balancer.bpf.c fib_hop): every
+ * interface is in its redirect map, and the next hops it finds without a
+ * neighbour entry are handed to the kernel to resolve and from then on kept
+ * confirmed (as next_hop.address is), once a second, over a netlink socket
+ * of this file's own. So xdp mode refuses to start with a
+ * tunnel VIP (ipip, ip6ip6, gue) and none of next_hop and xdp.fib_lookup.
+ * L2 DSR needs no next hop.
  *
  * Restart keeps state. Every map but the knobs (conntrack, both table
  * slots, ctl, counters) is pinned in PIN_ROOT/fulcrum/<shm name with '/'

@@ -12,11 +12,16 @@
  * other_cpu moves it to show a record followed from another CPU.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <net/if.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <linux/bpf.h>
 #include <bpf/bpf.h>
@@ -26,6 +31,7 @@
 #include "dp/frame.h"
 #include "rng.h"
 #include "maglev.h"
+#include "encap.h"
 #include "parse.h"
 #include "pipeline.h"
 #include "xdp.h"
@@ -158,6 +164,7 @@ struct env {
 	struct fl_xdp x;
 	struct fl_encap_ctx encap;
 	struct model m;
+	__u8 next_hop_mac[6];	/* published in the slot header; zero = none */
 	int prog_fd;
 	__u8 buf[HEADROOM + OUT_MAX];
 };
@@ -182,6 +189,7 @@ static int publish(struct env *e)
 	t->hdr->vip_count = NVIPS;
 	t->hdr->backend_count = NB;
 	t->hdr->ring_used = NVIPS * M;
+	memcpy(t->hdr->next_hop_mac, e->next_hop_mac, 6);
 	memset(t->vips, 0, params.max_vips * sizeof(*t->vips));
 	memcpy(t->vips, e->m.vips, sizeof(e->m.vips));
 	memset(t->backends, 0, params.max_backends * sizeof(*t->backends));
@@ -195,6 +203,24 @@ static int publish(struct env *e)
 		return -1;
 	}
 	return 0;
+}
+
+static const __u8 KNOB_NEXT_HOP[6] = { 2, 0, 0, 0, 0, 0x99 };
+
+/* The knobs of every loaded program but the next hop's. */
+static void knobs_init(struct fl_xdp_knobs *k)
+{
+	memset(k, 0, sizeof(*k));
+	memcpy(k->src_mac, PORT_MAC, 6);
+	k->tunnel_src_v4.v4 = htonl(0x0a000001);
+	k->tunnel_src_v6.bytes[0] = 0xfd;
+	k->tunnel_src_v6.bytes[15] = 1;
+	k->gue_port = GUE_PORT;
+	k->mtu = 1500;
+	k->max_vips = params.max_vips;
+	k->max_backends = params.max_backends;
+	k->ring_entries = params.ring_entries;
+	k->ct_capacity = 4 * PARITY_FLOWS;
 }
 
 static int env_setup(void)
@@ -215,18 +241,8 @@ static int env_setup(void)
 	}
 	E = &env;
 	atexit(env_teardown);
-	memset(&k, 0, sizeof(k));
-	memcpy(k.src_mac, PORT_MAC, 6);
-	memcpy(k.next_hop_mac, (const __u8[6]){ 2, 0, 0, 0, 0, 0x99 }, 6);
-	k.tunnel_src_v4.v4 = htonl(0x0a000001);
-	k.tunnel_src_v6.bytes[0] = 0xfd;
-	k.tunnel_src_v6.bytes[15] = 1;
-	k.gue_port = GUE_PORT;
-	k.mtu = 1500;
-	k.max_vips = params.max_vips;
-	k.max_backends = params.max_backends;
-	k.ring_entries = params.ring_entries;
-	k.ct_capacity = 4 * PARITY_FLOWS;
+	knobs_init(&k);
+	memcpy(k.next_hop_mac, KNOB_NEXT_HOP, 6);
 
 	memcpy(env.encap.src_mac, k.src_mac, 6);
 	memcpy(env.encap.next_hop_mac, k.next_hop_mac, 6);
@@ -880,6 +896,489 @@ static void test_icmp(void)
 	}
 }
 
+/* The outer destination MAC of a tunnelled packet from prog_fd (one of
+ * each tunnel: IPIP, IP6IP6, GUE over IPv6) equals want, and fulcrum-dp's
+ * bytes equal the program's; or, with want NULL, all are no_next_hop drops.
+ * Prints the first mismatch. */
+static int hop_is(int prog_fd, const struct fl_xdp *x, const __u8 *want, const char *what)
+{
+	static const unsigned vips[] = { V4_IPIP, V6_IP6IP6, V6_GUE };
+	static struct frame f;
+	static struct out got, dp;
+	int bad = 0;
+
+	for (unsigned i = 0; i < sizeof(vips) / sizeof(vips[0]); i++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_out = got.b, .data_size_out = sizeof(got.b),
+			    .repeat = 1);
+		struct fl_worker_counters c0, c1;
+		struct flow fl;
+
+		flow_to(&fl, vips[i], 0xb000 + i, 42000, TH_SYN);
+		build(&f, &fl, (int)i % 2, 40, 0, 0, 1);
+		o.data_in = f.b;
+		o.data_size_in = f.len;
+		if (fl_xdp_counters(x, &c0) != 0 || bpf_prog_test_run_opts(prog_fd, &o) != 0 ||
+		    fl_xdp_counters(x, &c1) != 0)
+			return -1;
+		got.len = o.data_size_out;
+		if (!want) {
+			if (o.retval != XDP_DROP || c1.drops[FL_DROP_NO_NEXT_HOP] !=
+			    c0.drops[FL_DROP_NO_NEXT_HOP] + 1) {
+				fprintf(stderr, "%s: VIP %u: verdict %u, no_next_hop %llu -> %llu\n",
+					what, vips[i], o.retval,
+					(unsigned long long)c0.drops[FL_DROP_NO_NEXT_HOP],
+					(unsigned long long)c1.drops[FL_DROP_NO_NEXT_HOP]);
+				bad = 1;
+			}
+			continue;
+		}
+		run_dp(&f, &dp);
+		if (o.retval != XDP_TX || memcmp(got.b, want, 6) != 0 ||
+		    dp.retval != FL_VERDICT_TX || !same_bytes(&got, &dp)) {
+			fprintf(stderr, "%s: VIP %u: verdict %u, to %02x:..:%02x, dp %s\n", what,
+				vips[i], o.retval, got.b[0], got.b[5],
+				same_bytes(&got, &dp) ? "same" : "differs");
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/* The next hop fulcrum-cp resolved (next_hop.address) comes with the tables,
+ * in the slot header: tunnels go to it, to a new one after a republish, and
+ * to the configured next_hop.mac when it is zero, as in fulcrum-dp. A
+ * program without next_hop.mac drops (no_next_hop) until a MAC is
+ * published. */
+static void test_next_hop(void)
+{
+	static const __u8 hop1[6] = { 2, 0, 0, 0, 0x4e, 1 }, hop2[6] = { 2, 0, 0, 0, 0x4e, 2 };
+	struct fl_xdp_knobs k;
+	struct fl_xdp bare;
+	char err[512];
+
+	NEED_ENV();
+	memcpy(E->next_hop_mac, hop1, 6);
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(hop_is(E->prog_fd, &E->x, hop1, "published MAC") == 0, "not to the published MAC");
+	memcpy(E->next_hop_mac, hop2, 6);
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(hop_is(E->prog_fd, &E->x, hop2, "republished MAC") == 0,
+	      "not to the republished MAC");
+
+	/* a program with no next_hop.mac, on the same tables */
+	knobs_init(&k);
+	REQUIRE(fl_xdp_open_load(&bare, &k, err, sizeof(err)) == 0, "load: %s", err);
+	CHECK(fl_xdp_publish(&bare, fl_writer_active(&E->shm), err, sizeof(err)) == 0,
+	      "publish: %s", err);
+	CHECK(hop_is(fl_xdp_prog_fd(&bare), &bare, hop2, "no knob, published MAC") == 0,
+	      "no knob: not to the published MAC");
+
+	memset(E->next_hop_mac, 0, 6);
+	REQUIRE(publish(E) == 0, "publish");
+	CHECK(hop_is(E->prog_fd, &E->x, KNOB_NEXT_HOP, "zero: the knob") == 0,
+	      "a zero published MAC did not fall back to next_hop.mac");
+	CHECK(fl_xdp_publish(&bare, fl_writer_active(&E->shm), err, sizeof(err)) == 0,
+	      "publish: %s", err);
+	CHECK(hop_is(fl_xdp_prog_fd(&bare), &bare, NULL, "no MAC at all") == 0,
+	      "neither MAC: not dropped as no_next_hop");
+	fl_xdp_close(&bare);
+	printf("next_hop: published MAC, republished MAC, zero -> next_hop.mac, neither -> "
+	       "no_next_hop; fulcrum-dp the same\n");
+}
+
+/* An upgrade over the pins of an older balancer whose slot_meta had no
+ * next-hop MAC (32 bytes): that map is made anew, the others are kept. */
+static void test_old_slot_meta(void)
+{
+	struct fl_xdp_keep keep = { .adopt_prog_fd = -1 };
+	struct fl_xdp_knobs k;
+	struct fl_xdp x;
+	struct bpf_map_info mi;
+	__u32 len = sizeof(mi);
+	char dir[128], path[400], err[512];
+	int fd, rc;
+
+	NEED_ENV();
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/fulcrum-test-%d", (int)getpid());
+	if (mkdir(dir, 0700) != 0) {
+		printf("old_slot_meta: skipped, no bpffs at /sys/fs/bpf (%s)\n", strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/slot_meta", dir);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "slot_meta", 4, 32, 2, NULL);
+	REQUIRE(fd >= 0 && bpf_obj_pin(fd, path) == 0, "pin a 32-byte slot_meta: %s",
+		strerror(errno));
+	close(fd);
+	knobs_init(&k);
+	keep.pin_dir = dir;
+	rc = fl_xdp_open_pinned(&x, &k, &keep, err, sizeof(err));
+	CHECK(rc == 0, "load over an older slot_meta: %s", err);
+	if (rc == 0) {
+		CHECK(x.maps_pinned == 0 && x.maps_created > 0, "pinned %u, created %u",
+		      x.maps_pinned, x.maps_created);
+		CHECK(fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0,
+		      "publish: %s", err);
+		fl_xdp_close(&x);
+	}
+	fd = bpf_obj_get(path);
+	memset(&mi, 0, sizeof(mi));
+	CHECK(fd >= 0 && bpf_obj_get_info_by_fd(fd, &mi, &len) == 0 &&
+	      mi.value_size == sizeof(struct fl_xdp_slot_meta),
+	      "slot_meta pinned with %u-byte values", mi.value_size);
+	if (fd >= 0)
+		close(fd);
+	/* a second start keeps every pin, slot_meta included */
+	rc = fl_xdp_open_pinned(&x, &k, &keep, err, sizeof(err));
+	CHECK(rc == 0 && x.maps_created == 0, "restart on the new pins: %s, %u created",
+	      rc ? err : "ok", x.maps_created);
+	if (rc == 0)
+		fl_xdp_close(&x);
+	{
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		while (d && (de = readdir(d)) != NULL) {
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			if (de->d_name[0] != '.')
+				unlink(path);
+		}
+		if (d)
+			closedir(d);
+		rmdir(dir);
+	}
+	printf("old_slot_meta: an older 32-byte slot_meta pin is replaced, the rest kept\n");
+}
+
+/* ---- too-big answers ---- */
+
+/* fulcrum-dp's answer to f reporting mtu (dp/worker.c too_big_answer), or
+ * -1 when it sends none. */
+static int dp_answer(const struct frame *f, __u32 mtu, struct out *o)
+{
+	const struct fl_tables *t = fl_writer_active(&E->shm);
+	enum fl_drop_reason reason;
+	struct fl_pkt p;
+
+	if (fl_parse(f->b, f->len, &p, &reason) != FL_PARSE_FLOW)
+		return -1;
+	p.hash = fl_flow_hash(&p.key, t->hdr->hash_seed);
+	o->len = fl_icmp_too_big(f->b, &p, &p.key.dst, (__u16)mtu, o->b, sizeof(o->b));
+	return o->len ? 0 : -1;
+}
+
+/* fulcrum-dp's answer to f, over E's MTU toward the backend the ring picks:
+ * the MTU it reports is what the method's headers leave (dp/pipeline.c). */
+static int dp_too_big(const struct frame *f, struct out *o)
+{
+	const struct fl_tables *t = fl_writer_active(&E->shm);
+	enum fl_drop_reason reason;
+	const struct fl_vip *v;
+	struct fl_pkt p;
+	__u32 vip_id, id;
+
+	if (fl_parse(f->b, f->len, &p, &reason) != FL_PARSE_FLOW)
+		return -1;
+	v = fl_vip_find(t, &p.key.dst, p.key.family, p.key.dport, p.key.proto, &vip_id);
+	if (!v)
+		return -1;
+	id = fl_tables_pick(t, v, fl_flow_hash(&p.key, t->hdr->hash_seed));
+	if (id >= NB)
+		return -1;
+	return dp_answer(f, E->encap.mtu - fl_encap_overhead((enum fl_method)v->method,
+							      t->backends[id].key.family), o);
+}
+
+/* A packet the encapsulation would take past the MTU is answered with
+ * fulcrum-dp's ICMP bytes (every method and family, 0-2 VLAN tags, DF on
+ * and off, as fulcrum-dp answers both), XDP_TX to the client, counted as
+ * too_big and icmp_generated; none to a multicast source; at most the
+ * rate a second per CPU. */
+static void test_too_big(void)
+{
+	static struct frame f;
+	static struct out got, want;
+	struct fl_worker_counters c0, c1;
+	struct fl_xdp_knobs k;
+	struct fl_xdp slow;
+	char err[512];
+	unsigned n = 0, answered = 0;
+	struct flow fl;
+
+	NEED_ENV();
+	for (unsigned v = 0; v < NVIPS; v++) {
+		for (int vlans = 0; vlans <= 2; vlans++) {
+			for (int df = 0; df <= 1; df++) {
+				flow_to(&fl, v, 0xe000 + v * 8 + (unsigned)(vlans * 2 + df), 44000,
+					TH_ACK);
+				build(&f, &fl, vlans, 1480 + v, 0, (__u8)(0x10 + v), df);
+				REQUIRE(dp_too_big(&f, &want) == 0, "dp: no answer for VIP %u", v);
+				fl_xdp_counters(&E->x, &c0);
+				REQUIRE(run_xdp(&f, &got) == 0, "test_run");
+				fl_xdp_counters(&E->x, &c1);
+				CHECK(got.retval == XDP_TX && same_bytes(&got, &want),
+				      "VIP %u vlans %d df %d: verdict %u, not fulcrum-dp's answer", v,
+				      vlans, df, got.retval);
+				if (!same_bytes(&got, &want)) {
+					dump("want", &want);
+					dump("got", &got);
+				}
+				CHECK(c1.drops[FL_DROP_TOO_BIG] == c0.drops[FL_DROP_TOO_BIG] + 1 &&
+				      c1.icmp_generated == c0.icmp_generated + 1,
+				      "VIP %u: too_big or icmp_generated not counted", v);
+				n++;
+			}
+		}
+	}
+
+	/* no answer to a source that is not one host */
+	flow_to(&fl, V4_IPIP, 0, 44001, TH_ACK);
+	fl.src.v4 = htonl(0xe0000001);
+	build(&f, &fl, 0, 1480, 0, 0, 1);
+	fl_xdp_counters(&E->x, &c0);
+	REQUIRE(run_xdp(&f, &got) == 0, "test_run");
+	fl_xdp_counters(&E->x, &c1);
+	CHECK(got.retval == XDP_DROP && dp_answer(&f, 1480, &want) != 0 &&
+	      c1.drops[FL_DROP_TOO_BIG] == c0.drops[FL_DROP_TOO_BIG] + 1 &&
+	      c1.icmp_generated == c0.icmp_generated, "multicast source: verdict %u", got.retval);
+
+	/* the rate: a program allowing one answer a second answers one of 3 */
+	knobs_init(&k);
+	memcpy(k.next_hop_mac, KNOB_NEXT_HOP, 6);
+	k.too_big_rate = 1;
+	REQUIRE(fl_xdp_open_load(&slow, &k, err, sizeof(err)) == 0, "load: %s", err);
+	CHECK(fl_xdp_publish(&slow, fl_writer_active(&E->shm), err, sizeof(err)) == 0,
+	      "publish: %s", err);
+	flow_to(&fl, V4_IPIP, 0xe100, 44002, TH_ACK);
+	build(&f, &fl, 0, 1480, 0, 0, 1);
+	for (int i = 0; i < 3; i++) {
+		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.b, .data_size_in = f.len,
+			    .data_out = got.b, .data_size_out = sizeof(got.b), .repeat = 1);
+
+		REQUIRE(bpf_prog_test_run_opts(fl_xdp_prog_fd(&slow), &o) == 0, "test_run");
+		answered += o.retval == XDP_TX;
+	}
+	fl_xdp_counters(&slow, &c1);
+	CHECK(answered == 1 && c1.icmp_generated == 1 && c1.drops[FL_DROP_TOO_BIG] == 3,
+	      "rate 1/s: %u of 3 answered, icmp_generated %llu, too_big %llu", answered,
+	      (unsigned long long)c1.icmp_generated,
+	      (unsigned long long)c1.drops[FL_DROP_TOO_BIG]);
+	fl_xdp_close(&slow);
+	printf("too_big: %u frames (every method and family, 0-2 VLAN tags, DF on/off) answered "
+	       "with fulcrum-dp's ICMP bytes; none to a multicast source; 1 of 3 at 1/s\n", n);
+}
+
+/* ---- xdp.fib_lookup, in a network namespace of this test's own ---- */
+
+static const __u8 FIB_GW_A[6] = { 2, 0, 0, 0, 0xfe, 1 }, FIB_GW_B[6] = { 2, 0, 0, 0, 0xfe, 2 };
+static const __u8 FIB_FA[6] = { 2, 0, 0, 0, 0xfa, 1 }, FIB_GA[6] = { 2, 0, 0, 0, 0x6a, 1 };
+
+/* Runs a shell command in this process's network namespace; 0 = it worked. */
+static int sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "failed (%d): %s\n", rc, cmd);
+	return rc;
+}
+
+/* Interfaces fa (10.0.0.1, fd00:0:0:a::1; routes to every backend via
+ * gateways A, 10.0.0.254 and fd00:0:0:a::fe), ga (10.2.0.1, gateway B at
+ * 10.2.0.254) and ha (10.3.0.1, gateway at 10.3.0.254; not an XDP
+ * interface), veths with their peers up; forwarding on. */
+static int fib_netns(void)
+{
+	return sh("set -e; for i in f g h; do ip link add ${i}a type veth peer name ${i}b; "
+		  "ip link set ${i}b up; done; "
+		  "ip link set fa address 02:00:00:00:fa:01 up; "
+		  "ip link set ga address 02:00:00:00:6a:01 up; ip link set ha up; "
+		  "ip addr add 10.0.0.1/24 dev fa; ip addr add 10.2.0.1/24 dev ga; "
+		  "ip addr add 10.3.0.1/24 dev ha; ip -6 addr add fd00:0:0:a::1/64 dev fa nodad; "
+		  "ip neigh replace 10.0.0.254 lladdr 02:00:00:00:fe:01 dev fa nud permanent; "
+		  "ip neigh replace 10.2.0.254 lladdr 02:00:00:00:fe:02 dev ga nud permanent; "
+		  "ip neigh replace 10.3.0.254 lladdr 02:00:00:00:fe:03 dev ha nud permanent; "
+		  "ip -6 neigh replace fd00:0:0:a::fe lladdr 02:00:00:00:fe:01 dev fa nud permanent; "
+		  "ip route add 10.1.0.0/24 via 10.0.0.254; "
+		  "ip -6 route add fd00:1::/32 via fd00:0:0:a::fe; "
+		  "echo 1 > /proc/sys/net/ipv4/conf/all/forwarding; "
+		  "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
+}
+
+/* One frame through the fib_lookup program as received on ifindex. */
+static int run_fib(int prog_fd, int ifindex, const struct frame *f, struct out *o)
+{
+	struct xdp_md ctx = { .ingress_ifindex = (__u32)ifindex, .data_end = f->len };
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->b, .data_size_in = f->len,
+		    .data_out = o->b, .data_size_out = sizeof(o->b), .ctx_in = &ctx,
+		    .ctx_size_in = sizeof(ctx), .repeat = 1);
+
+	if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
+		fprintf(stderr, "test_run: %s\n", strerror(errno));
+		return -1;
+	}
+	o->retval = opts.retval;
+	o->len = opts.data_size_out;
+	return 0;
+}
+
+/* fl_encap's bytes of f with the MACs the FIB gives: equal to got? */
+static int fib_bytes(const struct frame *f, const struct out *got, const __u8 dmac[6],
+		     const __u8 smac[6])
+{
+	static struct out want;
+	__u32 id;
+
+	if (reference(f, &want, &id) != 0)
+		return 0;
+	memcpy(want.b, dmac, 6);
+	memcpy(want.b + 6, smac, 6);
+	if (!same_bytes(got, &want)) {
+		dump("want", &want);
+		dump("got", got);
+		return 0;
+	}
+	return 1;
+}
+
+/* Both ends of the case: the program and the namespace it ran in. */
+struct fib_case {
+	struct fl_xdp x;
+	int prog_fd, fa, home;
+};
+
+static void fib_cases(struct fib_case *c)
+{
+	static struct frame f;
+	static struct out got;
+	struct fl_xdp_unresolved hop[4];
+	struct fl_worker_counters c0, c1;
+	const struct fl_backend *be;
+	__u32 drops[4], id;
+	char addr[INET6_ADDRSTRLEN];
+	struct flow fl;
+	int n;
+
+	/* XDP_TX toward gateway A: IPv4 (IPIP), IPv6 (IP6IP6, GUE), a VLAN tag */
+	for (unsigned v = 0; v < NVIPS; v++) {
+		if (vip_def[v].method == FL_METHOD_L2DSR)
+			continue;
+		flow_to(&fl, v, 0xf000 + v, 43000, TH_SYN);
+		build(&f, &fl, (int)(v & 1), 60, 0, 0, 1);
+		REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+		CHECK(got.retval == XDP_TX, "VIP %u: verdict %u, want XDP_TX", v, got.retval);
+		CHECK(fib_bytes(&f, &got, FIB_GW_A, FIB_FA),
+		      "VIP %u: not fl_encap's bytes with the FIB's MACs", v);
+	}
+
+	/* the route of the first flow's backend leaves by ga: redirected */
+	flow_to(&fl, V4_IPIP, 0xf100, 43001, TH_SYN);
+	build(&f, &fl, 0, 60, 0, 0, 1);
+	REQUIRE(reference(&f, &got, &id) == 0, "reference");
+	be = &E->m.be[id];
+	inet_ntop(AF_INET, &be->key.addr.v4, addr, sizeof(addr));
+	REQUIRE(sh("ip route add %s/32 via 10.2.0.254", addr) == 0, "route via ga");
+	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+	CHECK(got.retval == XDP_REDIRECT, "route via ga: verdict %u, want XDP_REDIRECT",
+	      got.retval);
+	CHECK(fib_bytes(&f, &got, FIB_GW_B, FIB_GA), "route via ga: wrong bytes");
+
+	/* by ha, which is not an XDP interface: dropped */
+	fl_xdp_counters(&c->x, &c0);
+	REQUIRE(sh("ip route replace %s/32 via 10.3.0.254", addr) == 0, "route via ha");
+	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+	fl_xdp_counters(&c->x, &c1);
+	CHECK(got.retval == XDP_DROP && c1.drops[FL_DROP_NO_NEXT_HOP] ==
+	      c0.drops[FL_DROP_NO_NEXT_HOP] + 1, "route via a foreign interface: verdict %u",
+	      got.retval);
+
+	/* a gateway without a neighbour entry: dropped, and noted for fulcrum-cp */
+	REQUIRE(fl_xdp_unresolved_take(&c->x, hop, drops, 4) >= 0, "unresolved");
+	REQUIRE(sh("ip route replace %s/32 via 10.0.0.253", addr) == 0, "route via .253");
+	c0 = c1;
+	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0 &&
+		run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+	fl_xdp_counters(&c->x, &c1);
+	CHECK(got.retval == XDP_DROP && c1.drops[FL_DROP_NO_NEXT_HOP] ==
+	      c0.drops[FL_DROP_NO_NEXT_HOP] + 2, "no neighbour: verdict %u", got.retval);
+	n = fl_xdp_unresolved_take(&c->x, hop, drops, 4);
+	CHECK(n == 1 && hop[0].family == FL_AF_INET && hop[0].addr.v4 == htonl(0x0a0000fd) &&
+	      hop[0].ifindex == (__u32)c->fa && drops[0] == 2,
+	      "unresolved: %d entries, want 10.0.0.253 on fa with 2 drops", n);
+	CHECK(fl_xdp_unresolved_take(&c->x, hop, drops, 4) == 0, "taken entries stayed");
+
+	/* no route, and a route whose MTU the packet exceeds */
+	c0 = c1;
+	REQUIRE(sh("ip route replace unreachable %s/32", addr) == 0, "unreachable");
+	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+	fl_xdp_counters(&c->x, &c1);
+	CHECK(got.retval == XDP_DROP && c1.drops[FL_DROP_NO_NEXT_HOP] ==
+	      c0.drops[FL_DROP_NO_NEXT_HOP] + 1, "no route: verdict %u", got.retval);
+	CHECK(fl_xdp_unresolved_take(&c->x, hop, drops, 4) == 0, "no route noted as unresolved");
+	/* over the route's MTU: answered with what is left of it under the
+	 * tunnel's 20 bytes, as fulcrum-dp would answer */
+	REQUIRE(sh("ip route replace %s/32 via 10.0.0.254 mtu lock 100", addr) == 0, "mtu");
+	c0 = c1;
+	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
+	fl_xdp_counters(&c->x, &c1);
+	CHECK(got.retval == XDP_TX && c1.drops[FL_DROP_TOO_BIG] == c0.drops[FL_DROP_TOO_BIG] + 1 &&
+	      c1.icmp_generated == c0.icmp_generated + 1,
+	      "over the route's MTU: verdict %u, not answered", got.retval);
+	{
+		static struct out want;
+
+		CHECK(dp_answer(&f, 80, &want) == 0 && same_bytes(&got, &want),
+		      "over the route's MTU: not fulcrum-dp's answer reporting 80");
+	}
+}
+
+/* xdp.fib_lookup: the outer packet's next hop from the kernel's routes and
+ * neighbours (bpf_fib_lookup), checked against fl_encap's bytes with the
+ * FIB's MACs; another egress interface is a devmap redirect; a foreign
+ * egress, no route or no neighbour is a no_next_hop drop (the unresolved
+ * gateway noted for fulcrum-cp); over the route's MTU is too_big. */
+static void test_fib(void)
+{
+	struct fib_case c;
+	struct fl_xdp_knobs k;
+	char err[512];
+
+	NEED_ENV();
+	memset(&c, 0, sizeof(c));
+	c.home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	REQUIRE(c.home >= 0, "open my network namespace: %s", strerror(errno));
+	if (unshare(CLONE_NEWNET) != 0) {
+		printf("fib: skipped, no network namespace (%s)\n", strerror(errno));
+		close(c.home);
+		return;
+	}
+	knobs_init(&k);
+	k.fib_lookup = true;
+	if (fib_netns() != 0 || fl_xdp_open_load(&c.x, &k, err, sizeof(err)) != 0) {
+		CHECK(0, "fib setup: %s", err);
+	} else {
+		c.prog_fd = fl_xdp_prog_fd(&c.x);
+		c.fa = (int)if_nametoindex("fa");
+		CHECK(fl_xdp_publish(&c.x, fl_writer_active(&E->shm), err, sizeof(err)) == 0 &&
+		      fl_xdp_add_port(&c.x, c.fa, err, sizeof(err)) == 0 &&
+		      fl_xdp_add_port(&c.x, (int)if_nametoindex("ga"), err, sizeof(err)) == 0,
+		      "publish, ports: %s", err);
+		fib_cases(&c);
+		fl_xdp_close(&c.x);
+	}
+	REQUIRE(setns(c.home, CLONE_NEWNET) == 0, "back to my network namespace: %s",
+		strerror(errno));
+	close(c.home);
+	printf("fib: XDP_TX with the FIB's MACs (7 tunnel VIPs), XDP_REDIRECT to another XDP "
+	       "interface, no_next_hop for a foreign egress, no route and no neighbour (noted), "
+	       "too_big over the route's MTU\n");
+}
+
 /* 100,000 random flows, IPv4 and IPv6: the same bytes from both planes. */
 static void test_parity(void)
 {
@@ -927,6 +1426,10 @@ static const struct fl_test_case cases[] = {
 	{ "conntrack", test_conntrack },
 	{ "reopen", test_reopen },
 	{ "other_cpu", test_other_cpu },
+	{ "next_hop", test_next_hop },
+	{ "old_slot_meta", test_old_slot_meta },
+	{ "fib", test_fib },
+	{ "too_big", test_too_big },
 	{ "parity", test_parity },
 };
 

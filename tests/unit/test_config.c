@@ -124,7 +124,7 @@ static void test_defaults(void)
 	      cfg.limits.ring_entries == 4194304 && cfg.limits.max_workers == 16, "limits");
 	CHECK(dp->mode == FL_DP_XDP && dp->n_xdp_interfaces == 1 &&
 	      strcmp(dp->xdp_interfaces[0], "eth0") == 0, "xdp");
-	CHECK(!dp->xdp_generic && !dp->xdp_detach_on_exit, "xdp flags");
+	CHECK(!dp->xdp_generic && !dp->xdp_detach_on_exit && !dp->xdp_fib_lookup, "xdp flags");
 	CHECK(!dp->has_next_hop_mac && !dp->has_next_hop_address, "next hop");
 	CHECK(dp->gue_port == 6080 && dp->mtu == 1500 && dp->idle_backoff_us == 0, "dp");
 	CHECK(dp->conntrack.capacity == 1048576 && dp->conntrack.tcp_timeout_s == 300 &&
@@ -313,7 +313,7 @@ static void test_unknown_key(void)
 		    "name, device, queues");
 	CHECK_FAILS("dataplane: { mode = \"xdp\"; xdp: { interfaces = [ \"a\" ]; native = true; }; };\n",
 		    "t.conf:1: dataplane.xdp.native: unknown setting; expected one of interfaces, "
-		    "generic, detach_on_exit");
+		    "generic, detach_on_exit, fib_lookup");
 }
 
 static void test_wrong_type(void)
@@ -624,6 +624,23 @@ static void test_bad_address(void)
 		    "t.conf:2: dataplane.next_hop: give mac or address, not both");
 	CHECK_FAILS("dataplane: { mode = \"dpdk\"; };\n",
 		    "t.conf:1: dataplane.next_hop: dpdk mode needs a mac or an address");
+	/* xdp.fib_lookup finds the next hop: a next_hop too would be ignored */
+	CHECK_FAILS("dataplane: { mode = \"xdp\"; xdp: { interfaces = [ \"a\" ]; fib_lookup = true; };\n"
+		    "  next_hop: { address = \"10.0.0.1\"; }; };\n",
+		    "t.conf:2: dataplane.next_hop: xdp.fib_lookup takes the next hop from the "
+		    "kernel's routes and neighbours: give next_hop or xdp.fib_lookup, not both");
+	{
+		struct fl_config cfg;
+
+		REQUIRE(loads("dataplane: { mode = \"xdp\";\n"
+			      "  xdp: { interfaces = [ \"a\" ]; fib_lookup = true; }; };\n", &cfg),
+			"xdp.fib_lookup without a next hop");
+		CHECK(cfg.dataplane.xdp_fib_lookup && !cfg.dataplane.has_next_hop_mac &&
+		      !cfg.dataplane.has_next_hop_address, "fib_lookup");
+		CHECK(cfg.dataplane.neighbour_interface[0] == '\0',
+		      "fib_lookup needs no neighbour interface");
+		fl_config_free(&cfg);
+	}
 	/* an address to resolve and two ports to choose from */
 	CHECK_FAILS("dataplane: { mode = \"dpdk\"; next_hop: { address = \"10.0.0.1\"; };\n"
 		    "  dpdk: { ports = ( { device = \"net_null0\"; }, { device = \"net_null1\"; } );\n"
