@@ -7,7 +7,9 @@
 #ifndef FL_TESTS_CHECK_H
 #define FL_TESTS_CHECK_H
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct fl_test_case {
@@ -36,6 +38,23 @@ static unsigned fl_check_failures;
 		if (fl_check_failures != before_)                              \
 			return;                                                \
 	} while (0)
+
+/* Runs a shell command made like printf (namespaces, links, neighbours);
+ * its exit status, with the command on stderr when it failed. */
+static inline __attribute__((format(printf, 1, 2))) int fl_test_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	rc = system(cmd);
+	if (rc != 0)
+		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+	return rc;
+}
 
 static inline int fl_test_main(const struct fl_test_case *cases, size_t n, int argc, char **argv)
 {

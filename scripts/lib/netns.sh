@@ -70,6 +70,52 @@ fl_join() {
 	ip -n "$ns" link set "$ifc" up
 }
 
+# fl_xdp_programs: what the XDP namespace tests run, from meson's
+# environment: $decap (fulcrum-decap), $cpbin (fulcrum-cp), $pass_bpf (the
+# XDP_PASS object for fl_xdp_peer_pass); a missing one fails the test.
+fl_xdp_programs() {
+	decap=${FL_DECAP:-${FL_BUILD_DIR:?}/bpf/fulcrum-decap}
+	cpbin=${FL_CP:-$FL_BUILD_DIR/cp/fulcrum-cp}
+	pass_bpf=${FL_XDP_PASS_BPF:?}
+	[ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
+	[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
+}
+
+# fl_routed VIP [LB_ADDR]: the tunnel tests' network, in the namespaces of
+# `fl_ns cli lb rt br`: bridge br0 holds the client's c0 (10.99.0.2), the
+# balancer's l0 (LB_ADDR when given) and the router's r0 (10.99.0.254);
+# bridge br1 the router's r1 (10.99.1.254), for the backends. The router
+# forwards without a reverse-path filter (the backends answer from the VIP,
+# which it has no route for); the client sends whole segments with whole
+# checksums (no offloads) and routes the VIP to 10.99.0.1.
+fl_routed() {
+	fl_bridge "$ns_br" br0
+	fl_bridge "$ns_br" br1
+	ip netns exec "$ns_rt" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0
+	fl_join "$ns_cli" c0 "$ns_br" br0 10.99.0.2/24
+	fl_join "$ns_lb" l0 "$ns_br" br0 "${2:-}"
+	fl_join "$ns_rt" r0 "$ns_br" br0 10.99.0.254/24
+	fl_join "$ns_rt" r1 "$ns_br" br1 10.99.1.254/24
+	fl_offloads_off "$ns_cli" c0
+	ip -n "$ns_cli" route add "$1/32" via 10.99.0.1
+}
+
+# fl_decap_backend NS IFC ADDR GATEWAY VIP DECAP: a backend on bridge br1
+# whose kernel has no tunnel driver: IFC with ADDR, default route by
+# GATEWAY, the VIP on lo (not answering ARP for it), and fulcrum-decap
+# (the binary DECAP) stripping the tunnel on IFC.
+fl_decap_backend() {
+	local ns=$1 ifc=$2
+	fl_join "$ns" "$ifc" "$ns_br" br1 "$3"
+	fl_offloads_off "$ns" "$ifc"
+	ip -n "$ns" route add default via "$4"
+	ip -n "$ns" addr add "$5/32" dev lo
+	ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+	ip netns exec "$ns" "$6" attach "$ifc" >"$fl_dir/decap-$ifc.log" 2>&1 ||
+		fail "fulcrum-decap attach $ifc: $(cat "$fl_dir/decap-$ifc.log")"
+}
+
 # fl_offloads_off NS IFC [FEATURE...]: af_packet hands fulcrum-dp whole
 # frames with real checksums only without these offloads.
 fl_offloads_off() {

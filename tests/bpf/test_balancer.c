@@ -1172,29 +1172,13 @@ static void test_too_big(void)
 static const __u8 FIB_GW_A[6] = { 2, 0, 0, 0, 0xfe, 1 }, FIB_GW_B[6] = { 2, 0, 0, 0, 0xfe, 2 };
 static const __u8 FIB_FA[6] = { 2, 0, 0, 0, 0xfa, 1 }, FIB_GA[6] = { 2, 0, 0, 0, 0x6a, 1 };
 
-/* Runs a shell command in this process's network namespace; 0 = it worked. */
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
 /* Interfaces fa (10.0.0.1, fd00:0:0:a::1; routes to every backend via
  * gateways A, 10.0.0.254 and fd00:0:0:a::fe), ga (10.2.0.1, gateway B at
  * 10.2.0.254) and ha (10.3.0.1, gateway at 10.3.0.254; not an XDP
  * interface), veths with their peers up; forwarding on. */
 static int fib_netns(void)
 {
-	return sh("set -e; for i in f g h; do ip link add ${i}a type veth peer name ${i}b; "
+	return fl_test_sh("set -e; for i in f g h; do ip link add ${i}a type veth peer name ${i}b; "
 		  "ip link set ${i}b up; done; "
 		  "ip link set fa address 02:00:00:00:fa:01 up; "
 		  "ip link set ga address 02:00:00:00:6a:01 up; ip link set ha up; "
@@ -1282,7 +1266,7 @@ static void fib_cases(struct fib_case *c)
 	REQUIRE(reference(&f, &got, &id) == 0, "reference");
 	be = &E->m.be[id];
 	inet_ntop(AF_INET, &be->key.addr.v4, addr, sizeof(addr));
-	REQUIRE(sh("ip route add %s/32 via 10.2.0.254", addr) == 0, "route via ga");
+	REQUIRE(fl_test_sh("ip route add %s/32 via 10.2.0.254", addr) == 0, "route via ga");
 	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
 	CHECK(got.retval == XDP_REDIRECT, "route via ga: verdict %u, want XDP_REDIRECT",
 	      got.retval);
@@ -1290,7 +1274,7 @@ static void fib_cases(struct fib_case *c)
 
 	/* by ha, which is not an XDP interface: dropped */
 	fl_xdp_counters(&c->x, &c0);
-	REQUIRE(sh("ip route replace %s/32 via 10.3.0.254", addr) == 0, "route via ha");
+	REQUIRE(fl_test_sh("ip route replace %s/32 via 10.3.0.254", addr) == 0, "route via ha");
 	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
 	fl_xdp_counters(&c->x, &c1);
 	CHECK(got.retval == XDP_DROP && c1.drops[FL_DROP_NO_NEXT_HOP] ==
@@ -1299,7 +1283,7 @@ static void fib_cases(struct fib_case *c)
 
 	/* a gateway without a neighbour entry: dropped, and noted for fulcrum-cp */
 	REQUIRE(fl_xdp_unresolved_take(&c->x, hop, drops, 4) >= 0, "unresolved");
-	REQUIRE(sh("ip route replace %s/32 via 10.0.0.253", addr) == 0, "route via .253");
+	REQUIRE(fl_test_sh("ip route replace %s/32 via 10.0.0.253", addr) == 0, "route via .253");
 	c0 = c1;
 	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0 &&
 		run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
@@ -1314,7 +1298,7 @@ static void fib_cases(struct fib_case *c)
 
 	/* no route, and a route whose MTU the packet exceeds */
 	c0 = c1;
-	REQUIRE(sh("ip route replace unreachable %s/32", addr) == 0, "unreachable");
+	REQUIRE(fl_test_sh("ip route replace unreachable %s/32", addr) == 0, "unreachable");
 	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
 	fl_xdp_counters(&c->x, &c1);
 	CHECK(got.retval == XDP_DROP && c1.drops[FL_DROP_NO_NEXT_HOP] ==
@@ -1322,7 +1306,7 @@ static void fib_cases(struct fib_case *c)
 	CHECK(fl_xdp_unresolved_take(&c->x, hop, drops, 4) == 0, "no route noted as unresolved");
 	/* over the route's MTU: answered with what is left of it under the
 	 * tunnel's 20 bytes, as fulcrum-dp would answer */
-	REQUIRE(sh("ip route replace %s/32 via 10.0.0.254 mtu lock 100", addr) == 0, "mtu");
+	REQUIRE(fl_test_sh("ip route replace %s/32 via 10.0.0.254 mtu lock 100", addr) == 0, "mtu");
 	c0 = c1;
 	REQUIRE(run_fib(c->prog_fd, c->fa, &f, &got) == 0, "test_run");
 	fl_xdp_counters(&c->x, &c1);
@@ -1353,7 +1337,7 @@ static void test_fib(void)
 	c.home = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	REQUIRE(c.home >= 0, "open my network namespace: %s", strerror(errno));
 	if (unshare(CLONE_NEWNET) != 0) {
-		printf("fib: skipped, no network namespace (%s)\n", strerror(errno));
+		CHECK(0, "fib: no network namespace of its own: %s (needs root)", strerror(errno));
 		close(c.home);
 		return;
 	}

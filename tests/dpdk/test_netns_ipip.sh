@@ -28,28 +28,10 @@ vip=10.99.100.1
 
 fl_setup
 fl_ns cli lb rt be br
-fl_bridge $ns_br br0
-fl_bridge $ns_br br1
-# The backend's answers come from the VIP, which the router has no route
-# for: no reverse-path filter there (the default of a new namespace, made
-# explicit before its interfaces exist).
-ip netns exec $ns_rt sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-	net.ipv4.conf.default.rp_filter=0
-fl_join $ns_cli c0 $ns_br br0 10.99.0.2/24
-fl_join $ns_lb l0 $ns_br br0
+fl_routed $vip
 fl_blind $ns_lb l0 "$blind"
-fl_join $ns_rt r0 $ns_br br0 10.99.0.254/24
-fl_join $ns_rt r1 $ns_br br1 10.99.1.254/24
-fl_join $ns_be b0 $ns_br br1 10.99.1.3/24
 fl_offloads_off $ns_lb l0 rx tx gro gso tso
-fl_offloads_off $ns_cli c0
-fl_offloads_off $ns_be b0
-ip -n $ns_cli route add $vip/32 via 10.99.0.1
-ip -n $ns_be route add default via 10.99.1.254
-ip -n $ns_be addr add $vip/32 dev lo
-ip netns exec $ns_be sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-ip netns exec $ns_be "$decap" attach b0 >"$fl_dir/decap.log" 2>&1 ||
-	fail "fulcrum-decap attach: $(cat "$fl_dir/decap.log")"
+fl_decap_backend $ns_be b0 10.99.1.3/24 10.99.1.254 $vip "$decap"
 rt_mac=$(fl_mac $ns_rt r0)
 
 fl_http $ns_be 80 "backend be1"

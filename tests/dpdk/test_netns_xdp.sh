@@ -29,18 +29,13 @@
 #   namespace's private /sys/fs/bpf, finds no pins, and adopts the maps of
 #   the attached program). Each restart must keep the attached program.
 set -euo pipefail
-FL_BUILD_DIR=${FL_BUILD_DIR:?}
-decap=${FL_DECAP:-$FL_BUILD_DIR/bpf/fulcrum-decap}
-cpbin=${FL_CP:-$FL_BUILD_DIR/cp/fulcrum-cp}
-pass_bpf=${FL_XDP_PASS_BPF:?}
 FL_TEST=netns_xdp
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../scripts/lib/netns.sh"
 conns="$here/xdp_conns.py"
 vip=10.99.100.1
 N=20
-[ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
-[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
+fl_xdp_programs
 
 cp_pid='' client_pid='' bpffs=''
 xdp_cleanup() {
@@ -58,31 +53,16 @@ fail_cp() {
 }
 
 fl_ns cli lb rt be1 be2 be3 br
-fl_bridge $ns_br br0
-fl_bridge $ns_br br1
-ip netns exec $ns_rt sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-	net.ipv4.conf.default.rp_filter=0
-fl_join $ns_cli c0 $ns_br br0 10.99.0.2/24
-fl_join $ns_lb l0 $ns_br br0 10.99.0.1/24
-fl_join $ns_rt r0 $ns_br br0 10.99.0.254/24
-fl_join $ns_rt r1 $ns_br br1 10.99.1.254/24
 # the client's TCP checksums must be whole: XDP forwards the frame as is
-fl_offloads_off $ns_cli c0
+fl_routed $vip 10.99.0.1/24
 # XDP_TX on veth: see fl_xdp_peer_pass in scripts/lib/netns.sh. No RPS pin:
 # a veth has no RSS and the program runs on the sending CPU, so a flow's
 # packets meet both CPUs' conntrack copies, and must still keep their backend
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
-ip -n $ns_cli route add $vip/32 via 10.99.0.1
 for i in 1 2 3; do
 	ns=fl$$-be$i
 	[ -z "${FL_NS_PREFIX:-}" ] || ns=$FL_NS_PREFIX-be$i
-	fl_join $ns b$i $ns_br br1 10.99.1.$((i + 2))/24
-	fl_offloads_off $ns b$i
-	ip -n $ns route add default via 10.99.1.254
-	ip -n $ns addr add $vip/32 dev lo
-	ip netns exec $ns sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-	ip netns exec $ns "$decap" attach b$i >"$fl_dir/decap$i.log" 2>&1 ||
-		fail "fulcrum-decap attach b$i: $(cat "$fl_dir/decap$i.log")"
+	fl_decap_backend $ns b$i 10.99.1.$((i + 2))/24 10.99.1.254 $vip "$decap"
 	fl_http $ns 80 "backend be$i"
 	ip netns exec $ns /usr/bin/python3 "$conns" serve be$i 9000 >"$fl_dir/echo$i.log" 2>&1 &
 	fl_pids+=($!)

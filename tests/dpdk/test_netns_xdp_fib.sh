@@ -13,15 +13,10 @@
 #   client c0 10.99.0.2 ── br0 ── l0 10.99.0.1 [balancer] l1 10.99.1.1 ── br1 ─┬─ b1 10.99.1.3 be1
 #                                                                             └─ b2 10.99.1.4 be2
 set -euo pipefail
-FL_BUILD_DIR=${FL_BUILD_DIR:?}
-decap=${FL_DECAP:-$FL_BUILD_DIR/bpf/fulcrum-decap}
-cpbin=${FL_CP:-$FL_BUILD_DIR/cp/fulcrum-cp}
-pass_bpf=${FL_XDP_PASS_BPF:?}
 FL_TEST=netns_xdp_fib
 . "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
-[ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
-[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
+fl_xdp_programs
 
 fl_setup
 fl_ns cli lb be1 be2 br
@@ -42,13 +37,7 @@ ip -n $ns_cli route add $vip/32 via 10.99.0.1
 for i in 1 2; do
 	ns=fl$$-be$i
 	[ -z "${FL_NS_PREFIX:-}" ] || ns=$FL_NS_PREFIX-be$i
-	fl_join $ns b$i $ns_br br1 10.99.1.$((i + 2))/24
-	fl_offloads_off $ns b$i
-	ip -n $ns route add default via 10.99.1.1
-	ip -n $ns addr add $vip/32 dev lo
-	ip netns exec $ns sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-	ip netns exec $ns "$decap" attach b$i >"$fl_dir/decap$i.log" 2>&1 ||
-		fail "fulcrum-decap attach b$i: $(cat "$fl_dir/decap$i.log")"
+	fl_decap_backend $ns b$i 10.99.1.$((i + 2))/24 10.99.1.1 $vip "$decap"
 	fl_http $ns 80 "backend be$i"
 done
 

@@ -14,40 +14,20 @@
 #   balancer l0 (XDP     ├─ br0 ─ r0 router r1 ─ br1
 #     native, 10.99.0.1)─┘  10.99.0.254  10.99.1.254 └─ b2 10.99.1.4  be2
 set -euo pipefail
-FL_BUILD_DIR=${FL_BUILD_DIR:?}
-decap=${FL_DECAP:-$FL_BUILD_DIR/bpf/fulcrum-decap}
-cpbin=${FL_CP:-$FL_BUILD_DIR/cp/fulcrum-cp}
-pass_bpf=${FL_XDP_PASS_BPF:?}
 FL_TEST=netns_xdp_neigh
 . "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 router=10.99.0.254
-[ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
-[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
+fl_xdp_programs
 
 fl_setup
 fl_ns cli lb rt be1 be2 br
-fl_bridge $ns_br br0
-fl_bridge $ns_br br1
-ip netns exec $ns_rt sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-	net.ipv4.conf.default.rp_filter=0
-fl_join $ns_cli c0 $ns_br br0 10.99.0.2/24
-fl_join $ns_lb l0 $ns_br br0 10.99.0.1/24
-fl_join $ns_rt r0 $ns_br br0 $router/24
-fl_join $ns_rt r1 $ns_br br1 10.99.1.254/24
-fl_offloads_off $ns_cli c0
+fl_routed $vip 10.99.0.1/24
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
-ip -n $ns_cli route add $vip/32 via 10.99.0.1
 for i in 1 2; do
 	ns=fl$$-be$i
 	[ -z "${FL_NS_PREFIX:-}" ] || ns=$FL_NS_PREFIX-be$i
-	fl_join $ns b$i $ns_br br1 10.99.1.$((i + 2))/24
-	fl_offloads_off $ns b$i
-	ip -n $ns route add default via 10.99.1.254
-	ip -n $ns addr add $vip/32 dev lo
-	ip netns exec $ns sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-	ip netns exec $ns "$decap" attach b$i >"$fl_dir/decap$i.log" 2>&1 ||
-		fail "fulcrum-decap attach b$i: $(cat "$fl_dir/decap$i.log")"
+	fl_decap_backend $ns b$i 10.99.1.$((i + 2))/24 10.99.1.254 $vip "$decap"
 	fl_http $ns 80 "backend be$i"
 done
 rt_mac=$(fl_mac $ns_rt r0)

@@ -12,38 +12,17 @@
 #   balancer l0 (XDP     ├─ br0 ─ r0 router r1 ─ br1
 #     native, 10.99.0.1)─┘  10.99.0.254  10.99.1.254
 set -euo pipefail
-FL_BUILD_DIR=${FL_BUILD_DIR:?}
-decap=${FL_DECAP:-$FL_BUILD_DIR/bpf/fulcrum-decap}
-cpbin=${FL_CP:-$FL_BUILD_DIR/cp/fulcrum-cp}
-pass_bpf=${FL_XDP_PASS_BPF:?}
 FL_TEST=netns_xdp_too_big
 . "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 size=200000
-[ -x "$decap" ] || { echo "FAIL $FL_TEST: no fulcrum-decap at $decap (set FL_DECAP)"; exit 1; }
-[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
+fl_xdp_programs
 
 fl_setup
 fl_ns cli lb rt be1 br
-fl_bridge $ns_br br0
-fl_bridge $ns_br br1
-ip netns exec $ns_rt sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
-	net.ipv4.conf.default.rp_filter=0
-fl_join $ns_cli c0 $ns_br br0 10.99.0.2/24
-fl_join $ns_lb l0 $ns_br br0 10.99.0.1/24
-fl_join $ns_rt r0 $ns_br br0 10.99.0.254/24
-fl_join $ns_rt r1 $ns_br br1 10.99.1.254/24
-# whole segments with whole checksums: no TSO/GSO on the client
-fl_offloads_off $ns_cli c0
+fl_routed $vip 10.99.0.1/24
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
-ip -n $ns_cli route add $vip/32 via 10.99.0.1
-fl_join $ns_be1 b1 $ns_br br1 10.99.1.3/24
-fl_offloads_off $ns_be1 b1
-ip -n $ns_be1 route add default via 10.99.1.254
-ip -n $ns_be1 addr add $vip/32 dev lo
-ip netns exec $ns_be1 sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
-ip netns exec $ns_be1 "$decap" attach b1 >"$fl_dir/decap1.log" 2>&1 ||
-	fail "fulcrum-decap attach b1: $(cat "$fl_dir/decap1.log")"
+fl_decap_backend $ns_be1 b1 10.99.1.3/24 10.99.1.254 $vip "$decap"
 # a sink on :9000: reads to EOF, answers how much it read
 ip netns exec $ns_be1 /usr/bin/python3 -c '
 import socket

@@ -30,22 +30,6 @@ static void private_netns(void)
 	}
 }
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc != 0)
-		fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-	return rc;
-}
-
 static union fl_addr addr_of(const char *text, __u8 *family)
 {
 	union fl_addr a;
@@ -112,7 +96,7 @@ static void static_entries(void)
 	int ifi;
 
 	private_netns();
-	REQUIRE(sh("ip link add fa type veth peer name fb && ip link set fa up && "
+	REQUIRE(fl_test_sh("ip link add fa type veth peer name fb && ip link set fa up && "
 		   "ip link set fb up") == 0, "veth");
 	ifi = (int)if_nametoindex("fa");
 	REQUIRE(ifi > 0, "ifindex");
@@ -121,7 +105,7 @@ static void static_entries(void)
 	mac_of("02:00:00:00:77:06", m6);
 	mac_of("02:00:00:00:77:66", m6v6);
 	mac_of("02:00:00:00:77:99", m5b);
-	REQUIRE(sh("ip neigh add 10.77.0.5 lladdr 02:00:00:00:77:05 dev fa nud permanent && "
+	REQUIRE(fl_test_sh("ip neigh add 10.77.0.5 lladdr 02:00:00:00:77:05 dev fa nud permanent && "
 		   "ip neigh add 10.77.0.6 lladdr 02:00:00:00:77:06 dev fa nud stale && "
 		   "ip -6 neigh add fd00::6 lladdr 02:00:00:00:77:66 dev fa nud reachable") == 0,
 		"ip neigh add");
@@ -135,26 +119,26 @@ static void static_entries(void)
 	      "another interface has no such entry");
 
 	/* a new MAC, then a removal */
-	REQUIRE(sh("ip neigh replace 10.77.0.5 lladdr 02:00:00:00:77:99 dev fa nud permanent") == 0,
+	REQUIRE(fl_test_sh("ip neigh replace 10.77.0.5 lladdr 02:00:00:00:77:99 dev fa nud permanent") == 0,
 		"replace");
 	CHECK(wait_for(&nb, ifi, "10.77.0.5", true, m5b, 2000), "changed MAC");
 	/* a MAC in use (looked up) outlives its kernel entry, and the next
 	 * one the kernel learns replaces it */
-	REQUIRE(sh("ip neigh del 10.77.0.6 dev fa") == 0, "del");
+	REQUIRE(fl_test_sh("ip neigh del 10.77.0.6 dev fa") == 0, "del");
 	CHECK(wait_for(&nb, ifi, "10.77.0.6", false, m6, 2000), "deleted entry: last MAC not kept");
-	REQUIRE(sh("ip -6 neigh change fd00::6 dev fa nud failed 2>/dev/null || "
+	REQUIRE(fl_test_sh("ip -6 neigh change fd00::6 dev fa nud failed 2>/dev/null || "
 		   "ip -6 neigh del fd00::6 dev fa") == 0, "fail");
 	CHECK(wait_for(&nb, ifi, "fd00::6", false, m6v6, 2000), "failed entry: last MAC not kept");
-	REQUIRE(sh("ip neigh add 10.77.0.6 lladdr 02:00:00:00:77:99 dev fa nud reachable") == 0,
+	REQUIRE(fl_test_sh("ip neigh add 10.77.0.6 lladdr 02:00:00:00:77:99 dev fa nud reachable") == 0,
 		"add again");
 	CHECK(wait_for(&nb, ifi, "10.77.0.6", true, m5b, 2000), "a new MAC after the loss");
 
 	/* an entry nobody looked up is dropped with its kernel entry */
 	size_t before = nb.n;
-	REQUIRE(sh("ip neigh add 10.77.0.7 lladdr 02:00:00:00:77:07 dev fa nud stale") == 0, "add .7");
+	REQUIRE(fl_test_sh("ip neigh add 10.77.0.7 lladdr 02:00:00:00:77:07 dev fa nud stale") == 0, "add .7");
 	drain_for(&nb, 200);
 	CHECK(nb.n == before + 1, "10.77.0.7 not taken: %zu entries, %zu before", nb.n, before);
-	REQUIRE(sh("ip neigh del 10.77.0.7 dev fa") == 0, "del .7");
+	REQUIRE(fl_test_sh("ip neigh del 10.77.0.7 dev fa") == 0, "del .7");
 	drain_for(&nb, 200);
 	CHECK(nb.n == before, "10.77.0.7 kept: %zu entries, %zu before", nb.n, before);
 
@@ -177,8 +161,8 @@ static void dynamic_arp(void)
 
 	private_netns();
 	snprintf(peer, sizeof(peer), "fl-neigh-test-%d", (int)getpid());
-	REQUIRE(sh("ip netns add %s", peer) == 0, "netns");
-	if (sh("ip link add fa type veth peer name fb netns %s && "
+	REQUIRE(fl_test_sh("ip netns add %s", peer) == 0, "netns");
+	if (fl_test_sh("ip link add fa type veth peer name fb netns %s && "
 	       "ip addr add 10.78.0.1/24 dev fa && ip link set fa up && "
 	       "ip -n %s addr add 10.78.0.2/24 dev fb && ip -n %s link set fb up",
 	       peer, peer, peer) != 0) {
@@ -216,7 +200,7 @@ static void dynamic_arp(void)
 	CHECK(fl_neigh_solicit(&nb, 0, family, &a) == -ENODEV, "ifindex 0");
 	fl_neigh_close(&nb);
 out:
-	sh("ip netns del %s", peer);
+	fl_test_sh("ip netns del %s", peer);
 }
 
 static const struct fl_test_case cases[] = {
