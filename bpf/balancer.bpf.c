@@ -1108,18 +1108,66 @@ static __always_inline __u8 ct_initial_state(__u8 proto, __u8 flags)
 	return FL_XDP_CT_ESTABLISHED;
 }
 
-static __always_inline void ct_track(struct fl_xdp_ct_val *r, __u8 flags)
+/* Also says whether the packet started or ended a close (the record became
+ * closing, or a bare SYN reopened it), which the other CPUs' copies must
+ * learn (ct_free_other_cpus): found on the branches taken anyway, so an
+ * ordinary packet pays nothing for it. */
+static __always_inline int ct_track(struct fl_xdp_ct_val *r, __u8 flags)
 {
 	__u8 syn_ack = flags & (TCP_SYN | TCP_ACK);
 
 	if (r->state == FL_XDP_CT_UDP)
-		return;
-	if (flags & (TCP_FIN | TCP_RST))
+		return 0;
+	if (flags & (TCP_FIN | TCP_RST)) {
+		if (r->state == FL_XDP_CT_CLOSING)
+			return 0;
 		r->state = FL_XDP_CT_CLOSING;
-	else if (syn_ack == TCP_ACK && r->state == FL_XDP_CT_SYN)
+		return 1;
+	}
+	if (syn_ack == TCP_ACK && r->state == FL_XDP_CT_SYN) {
 		r->state = FL_XDP_CT_ESTABLISHED;
-	else if (syn_ack == TCP_SYN && r->state == FL_XDP_CT_CLOSING)
+	} else if (syn_ack == TCP_SYN && r->state == FL_XDP_CT_CLOSING) {
 		r->state = FL_XDP_CT_SYN;
+		return 1;
+	}
+	return 0;
+}
+
+/* ct_free_other_cpus's loop: the key, and the CPU whose copy stays. */
+struct ct_free_ctx {
+	struct fl_flow_key key;
+	__u32 self;
+};
+
+static long ct_free_cpu(__u64 cpu, void *arg)
+{
+	struct ct_free_ctx *f = arg;
+	struct fl_xdp_ct_val *c;
+
+	if (cpu == f->self)
+		return 0;
+	c = bpf_map_lookup_percpu_elem(&conntrack, &f->key, (__u32)cpu);
+	if (c && c->last_seen_ns)
+		c->last_seen_ns = 0;
+	return 0;
+}
+
+/* This CPU's copy of key's record has just started or ended a close (a FIN
+ * or RST made it closing, or a bare SYN reopened it to a new backend): the
+ * other CPUs' live copies, which still say otherwise, are freed, so the next
+ * packet of the flow on their CPU follows this copy (ct_find_any_cpu) as
+ * one conntrack would. Run once per close or reopen, never on an ordinary
+ * packet. The owner may be following its copy right then: a packet racing
+ * the close on another CPU may refresh it, as one crossing it on the wire
+ * would go either way. bpf_loop, not an unrolled loop: the verifier then
+ * walks the body once whatever the number of CPUs; a function of its own,
+ * not inlined, so that its key copy takes no registers from the follow
+ * path around its call. */
+static __noinline void ct_free_other_cpus(const struct fl_flow_key *k)
+{
+	struct ct_free_ctx f = { .key = *k, .self = bpf_get_smp_processor_id() };
+
+	bpf_loop(cfg_ncpus < FL_XDP_MAX_CPUS ? cfg_ncpus : FL_XDP_MAX_CPUS, ct_free_cpu, &f, 0);
 }
 
 static __always_inline int ct_expired(const struct fl_xdp_ct_val *c, __u64 now)
@@ -1338,7 +1386,8 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		 * reused 5-tuple: chosen anew (dp: fl_ct_reopens) */
 		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
 		    !(rec->state == FL_XDP_CT_CLOSING && bare_syn)) {
-			ct_track(rec, p->tcp_flags);
+			if (ct_track(rec, p->tcp_flags))
+				ct_free_other_cpus(&p->key);
 			return forward(ctx, r, v, p, be, rec->backend_id);
 		}
 	} else {
@@ -1356,7 +1405,8 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		rec->backend_id = id;
 		rec->epoch = be->epoch;
 		r->ctr->ct_reselected++;
-		ct_track(rec, p->tcp_flags);
+		if (ct_track(rec, p->tcp_flags))
+			ct_free_other_cpus(&p->key);
 	} else {
 		fresh.backend_id = id;
 		fresh.epoch = be->epoch;

@@ -11,7 +11,7 @@
 # then call fl_setup before anything else. scripts/lab uses only the
 # topology helpers (fl_ns with FL_NS_PREFIX, fl_bridge, fl_join,
 # fl_offloads_off, fl_blind, fl_mac, and for the XDP data plane
-# fl_xdp_peer_pass, fl_rps_pin, fl_bpffs_mount) and keeps its own state on
+# fl_xdp_peer_pass, fl_bpffs_mount) and keeps its own state on
 # disk.
 
 fl_dir='' fl_dp_pid='' fl_http_log='' fl_pids=() fl_nss=()
@@ -140,22 +140,6 @@ fl_blind() {
 # kernel (6.18) GRO on the peer was not enough, the frames vanished.
 fl_xdp_peer_pass() {
 	ip -n "$1" link set dev "$2" xdpdrv obj "$3" sec xdp
-}
-
-# fl_rps_pin NS IFC [CPU_MASK]: every packet IFC receives is processed on
-# the CPUs of CPU_MASK (hex, default 1: CPU 0), by RPS on its queue rx-0.
-# The XDP balancer's conntrack is per CPU (per worker, assuming a NIC's RSS
-# keeps a flow on one CPU); a veth has no RSS, and the program runs on the
-# CPU that sent the frame. The program follows a flow's record from another
-# CPU's copy, so a table change moves no flow without the pin
-# (tests/dpdk/test_netns_xdp.sh runs unpinned), but the copies of a flow
-# seen on two CPUs can disagree on its TCP state: a FIN seen on one CPU
-# only leaves the other's copy established, and a SYN reusing the 5-tuple
-# there follows it to a draining backend instead of being chosen anew (20
-# of 200 new connections in tests/integration/test_lab_e2e.py xdp). The
-# lab pins as RSS would.
-fl_rps_pin() {
-	ip netns exec "$1" sh -c "echo ${3:-1} >/sys/class/net/$2/queues/rx-0/rps_cpus"
 }
 
 # fl_bpffs_mount DIR: a bpffs at DIR (made) in the host's mount namespace,

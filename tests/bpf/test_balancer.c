@@ -9,7 +9,8 @@
  * random flows pick the same backend (the same bytes) in both data planes
  * on the same shared-memory tables. Needs root. The process is pinned to
  * one CPU: the conntrack map is per CPU and test_run runs on the caller's;
- * other_cpu moves it to show a record followed from another CPU.
+ * other_cpu and other_cpu_close move it to show a record followed from, and
+ * closed on, another CPU.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -825,6 +826,55 @@ static void test_other_cpu(void)
 	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
 }
 
+/* The CPU that sees a flow's FIN or RST, or the bare SYN that reopens its
+ * 5-tuple, holds the flow's only live copy after it: a SYN reusing the
+ * 5-tuple on the CPU that made the record, whose copy still said
+ * established, followed it to its draining backend, and the new
+ * connection's ACK on the CPU of the FIN followed that CPU's closing copy
+ * there. Each packet here must do what fulcrum-dp's one record does. */
+static void test_other_cpu_close(void)
+{
+	struct flow fl;
+	cpu_set_t saved;
+	__u32 a, b;
+
+	NEED_ENV();
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		printf("other_cpu_close: skipped, one CPU online\n");
+		return;
+	}
+	REQUIRE(sched_getaffinity(0, sizeof(saved), &saved) == 0, "sched_getaffinity");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	flow_to(&fl, V4_IPIP, 0xa100, 41001, TH_SYN);
+	a = send_both(&fl, "first SYN, CPU 0");
+	REQUIRE(a < NB, "no backend");
+	fl.tcp_flags = TH_ACK;
+	CHECK(send_both(&fl, "ACK, CPU 0") == a, "the flow left its backend");
+
+	E->m.be[a].state = FL_BACKEND_DRAINING;
+	REQUIRE(publish(E) == 0, "publish");
+	b = E->m.ring[V4_IPIP][ring_slot(&fl)];
+	REQUIRE(b != a && b < NB, "the ring still names the draining backend");
+	REQUIRE(run_on_cpu(1) == 0, "cannot run on CPU 1");
+	fl.tcp_flags = TH_FIN | TH_ACK;
+	CHECK(send_both(&fl, "FIN, CPU 1") == a, "the FIN left the draining backend");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	fl.tcp_flags = TH_SYN;
+	CHECK(send_both(&fl, "bare SYN after FIN, CPU 0") == b,
+	      "a new connection on the 5-tuple closed on CPU 1 did not go to the ring's choice %u",
+	      b);
+	REQUIRE(run_on_cpu(1) == 0, "cannot run on CPU 1");
+	fl.tcp_flags = TH_ACK;
+	CHECK(send_both(&fl, "its ACK, CPU 1") == b,
+	      "the new connection's ACK followed CPU 1's closed record");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	CHECK(send_both(&fl, "its ACK, CPU 0") == b, "the new connection left its backend");
+
+	E->m.be[a].state = FL_BACKEND_UP;
+	REQUIRE(publish(E) == 0, "publish");
+	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
+}
+
 /* ICMP FN / PTB about a tracked flow go to that flow's backend. */
 static void test_icmp(void)
 {
@@ -1410,6 +1460,7 @@ static const struct fl_test_case cases[] = {
 	{ "conntrack", test_conntrack },
 	{ "reopen", test_reopen },
 	{ "other_cpu", test_other_cpu },
+	{ "other_cpu_close", test_other_cpu_close },
 	{ "next_hop", test_next_hop },
 	{ "old_slot_meta", test_old_slot_meta },
 	{ "fib", test_fib },
