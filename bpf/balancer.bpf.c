@@ -1185,23 +1185,47 @@ static __always_inline int ct_live(const struct fl_xdp_ct_val *c, __u64 now)
 	return c->last_seen_ns && !ct_expired(c, now);
 }
 
+/* ct_find_any_cpu's loop: the key, the time, and the freshest live copy
+ * so far (a CPU number: a map value pointer does not outlive the callback). */
+struct ct_find_ctx {
+	struct fl_flow_key key;
+	__u64 now;
+	__u64 best_seen;	/* 0 = none yet */
+	__u32 best_cpu;
+};
+
+static long ct_find_cpu(__u64 cpu, void *arg)
+{
+	struct ct_find_ctx *f = arg;
+	const struct fl_xdp_ct_val *c = bpf_map_lookup_percpu_elem(&conntrack, &f->key, (__u32)cpu);
+
+	if (c && ct_live(c, f->now) && c->last_seen_ns > f->best_seen) {
+		f->best_seen = c->last_seen_ns;
+		f->best_cpu = (__u32)cpu;
+	}
+	return 0;
+}
+
 /* The freshest live copy of key's record among all CPUs' copies (xdp.h),
  * or NULL. Looked for only when the key is in the map but this CPU's copy
  * is blank or idle too long. The owner may be writing the copy
  * as it is read; a torn read mixes its old and new choice of backend, and
- * either is checked (epoch, state) as any record is. */
-static __always_inline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct fl_flow_key *k,
-								   __u64 now)
+ * either is checked (epoch, state) as any record is. bpf_loop, as in
+ * ct_free_other_cpus: an unrolled loop over every possible CPU, verified
+ * at each of its two call sites, made the program too large to load past
+ * about 143 CPUs. */
+static __noinline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct fl_flow_key *k,
+							      __u64 now)
 {
-	const struct fl_xdp_ct_val *best = 0;
+	struct ct_find_ctx f = { .key = *k, .now = now };
+	const struct fl_xdp_ct_val *c;
 
-	for (__u32 cpu = 0; cpu < FL_XDP_MAX_CPUS && cpu < cfg_ncpus; cpu++) {
-		const struct fl_xdp_ct_val *c = bpf_map_lookup_percpu_elem(&conntrack, k, cpu);
-
-		if (c && ct_live(c, now) && (!best || c->last_seen_ns > best->last_seen_ns))
-			best = c;
-	}
-	return best;
+	bpf_loop(cfg_ncpus < FL_XDP_MAX_CPUS ? cfg_ncpus : FL_XDP_MAX_CPUS, ct_find_cpu, &f, 0);
+	if (!f.best_seen)
+		return 0;
+	/* looked up again: the copy may have changed since, so checked again */
+	c = bpf_map_lookup_percpu_elem(&conntrack, k, f.best_cpu);
+	return c && ct_live(c, now) ? c : 0;
 }
 
 /* One too-big answer allowed now on this CPU? fulcrum-dp's too_big_token

@@ -35,6 +35,7 @@
 #include "encap.h"
 #include "parse.h"
 #include "pipeline.h"
+#include "balancer.skel.h"
 #include "xdp.h"
 
 #define M 1021u			/* ring size per VIP (prime, small for speed) */
@@ -1453,6 +1454,25 @@ static void test_parity(void)
 	CHECK(same == PARITY_FLOWS, "%u flows differ", PARITY_FLOWS - same);
 }
 
+/* The program loads for the largest CPU count it accepts: its loops over
+ * the other CPUs' conntrack copies must not grow with it (an unrolled loop
+ * made it too large for the verifier past about 143 CPUs). */
+static void test_many_cpus(void)
+{
+	struct balancer_bpf *skel = balancer_bpf__open();
+	int rc;
+
+	if (!skel || !skel->rodata) {
+		CHECK(0, "open the skeleton: %s", strerror(errno));
+		balancer_bpf__destroy(skel);
+		return;
+	}
+	skel->rodata->cfg_ncpus = FL_XDP_MAX_CPUS;
+	rc = balancer_bpf__load(skel);
+	CHECK(rc == 0, "load with cfg_ncpus %u: %s", FL_XDP_MAX_CPUS, strerror(-rc));
+	balancer_bpf__destroy(skel);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "golden", test_golden },
 	{ "host_and_malformed", test_host_and_malformed },
@@ -1466,6 +1486,7 @@ static const struct fl_test_case cases[] = {
 	{ "fib", test_fib },
 	{ "too_big", test_too_big },
 	{ "parity", test_parity },
+	{ "many_cpus", test_many_cpus },
 };
 
 FL_TEST_MAIN(cases)
