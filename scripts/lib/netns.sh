@@ -81,6 +81,24 @@ fl_xdp_programs() {
 	[ -x "$cpbin" ] || { echo "FAIL $FL_TEST: no fulcrum-cp at $cpbin (set FL_CP)"; exit 1; }
 }
 
+# fl_xdp_cp_start NS CONF N: fulcrum-cp ($cpbin) in NS on CONF, its log in
+# $fl_dir/cp.log, its pid in $cp_pid (ended by the cleanup), without pins
+# (FULCRUM_BPFFS empty); waits up to 10 s until it has attached the XDP
+# balancer to N interfaces. cp_fail: fail with the end of its log.
+cp_fail() { echo "--- fulcrum-cp log"; tail -30 "$fl_dir/cp.log"; fail "$@"; }
+fl_xdp_cp_start() {
+	local i
+	FULCRUM_BPFFS= ip netns exec "$1" "$cpbin" -c "$2" >"$fl_dir/cp.log" 2>&1 &
+	cp_pid=$!
+	fl_pids+=("$cp_pid")
+	for i in $(seq 1 40); do
+		[ "$(grep -c 'xdp: attached to ' "$fl_dir/cp.log")" -ge "$3" ] && return 0
+		kill -0 "$cp_pid" 2>/dev/null || cp_fail "fulcrum-cp exited"
+		sleep 0.25
+	done
+	cp_fail "fulcrum-cp did not attach to $3 interface(s)"
+}
+
 # fl_routed VIP [LB_ADDR]: the tunnel tests' network, in the namespaces of
 # `fl_ns cli lb rt br`: bridge br0 holds the client's c0 (10.99.0.2), the
 # balancer's l0 (LB_ADDR when given) and the router's r0 (10.99.0.254);

@@ -60,16 +60,7 @@ CONF
 ip -n $ns_lb neigh show dev l1 | grep -q '10.99.1.[34] .*lladdr' &&
 	fail "the balancer knows a backend's MAC before the test"
 
-cp_fail() { echo "--- fulcrum-cp log"; tail -30 "$fl_dir/cp.log"; fail "$@"; }
-FULCRUM_BPFFS= ip netns exec $ns_lb "$cpbin" -c "$conf" >"$fl_dir/cp.log" 2>&1 &
-cp_pid=$!
-fl_pids+=("$cp_pid")
-for i in $(seq 1 40); do
-	[ "$(grep -c 'xdp: attached to l[01]' "$fl_dir/cp.log")" = 2 ] && break
-	kill -0 $cp_pid 2>/dev/null || cp_fail "fulcrum-cp exited"
-	sleep 0.25
-done
-[ "$(grep -c 'xdp: attached to l[01]' "$fl_dir/cp.log")" = 2 ] || cp_fail "fulcrum-cp did not attach to l0 and l1"
+fl_xdp_cp_start $ns_lb "$conf" 2
 
 fl_wait_http $ns_cli "http://$vip/" "backend be[12]" || cp_fail "no answer through the VIP"
 seen=''

@@ -50,7 +50,6 @@ vips = (
 );
 CONF
 
-cp_fail() { echo "--- fulcrum-cp log"; tail -30 "$fl_dir/cp.log"; fail "$@"; }
 
 # with neither next_hop.address nor next_hop.mac, an ipip VIP is refused
 sed '/next_hop:/d' "$conf" >"$fl_dir/no_hop.conf"
@@ -60,15 +59,7 @@ if FULCRUM_BPFFS= timeout 10 ip netns exec $ns_lb "$cpbin" -c "$fl_dir/no_hop.co
 fi
 grep -q "uses ipip, but dataplane has no next_hop" "$fl_dir/no_hop.log" ||
 	fail "no clear error without a next hop: $(tail -3 "$fl_dir/no_hop.log")"
-FULCRUM_BPFFS= ip netns exec $ns_lb "$cpbin" -c "$conf" >"$fl_dir/cp.log" 2>&1 &
-cp_pid=$!
-fl_pids+=("$cp_pid")
-for i in $(seq 1 40); do
-	grep -q 'xdp: attached to l0' "$fl_dir/cp.log" && break
-	kill -0 $cp_pid 2>/dev/null || cp_fail "fulcrum-cp exited"
-	sleep 0.25
-done
-grep -q 'xdp: attached to l0' "$fl_dir/cp.log" || cp_fail "fulcrum-cp did not attach"
+fl_xdp_cp_start $ns_lb "$conf" 1
 
 # requests: 20 through the VIP, each answered by a backend
 requests() {

@@ -62,16 +62,7 @@ vips = (
 );
 CONF
 
-cp_fail() { echo "--- fulcrum-cp log"; tail -30 "$fl_dir/cp.log"; fail "$@"; }
-FULCRUM_BPFFS= ip netns exec $ns_lb "$cpbin" -c "$conf" >"$fl_dir/cp.log" 2>&1 &
-cp_pid=$!
-fl_pids+=("$cp_pid")
-for i in $(seq 1 40); do
-	grep -q 'xdp: attached to l0' "$fl_dir/cp.log" && break
-	kill -0 $cp_pid 2>/dev/null || cp_fail "fulcrum-cp exited"
-	sleep 0.25
-done
-grep -q 'xdp: attached to l0' "$fl_dir/cp.log" || cp_fail "fulcrum-cp did not attach"
+fl_xdp_cp_start $ns_lb "$conf" 1
 ip -n $ns_cli route get $vip | grep -q 'mtu' && fail "the client knows a path MTU before the test"
 
 # up to 5 tries: the backend's sink may still be starting
