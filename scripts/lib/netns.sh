@@ -119,6 +119,25 @@ fl_routed() {
 	ip -n "$ns_cli" route add "$1/32" via 10.99.0.1
 }
 
+# fl_l2dsr_flat VIP BLIND_BPF: the L2 DSR tests' network, in the namespaces
+# of `fl_ns cli lb be br`: one bridge br0 with the client's c0 (10.99.0.2,
+# the VIP routed to 10.99.0.1), the balancer's l0 (no address: the kernel is
+# blind there, fulcrum-dp's port, offloads off) and the backend's b0
+# (10.99.0.3, the VIP on lo, not answering ARP for it).
+fl_l2dsr_flat() {
+	fl_bridge "$ns_br" br0
+	fl_join "$ns_cli" c0 "$ns_br" br0 10.99.0.2/24
+	fl_join "$ns_lb" l0 "$ns_br" br0
+	fl_blind "$ns_lb" l0 "$2"
+	fl_join "$ns_be" b0 "$ns_br" br0 10.99.0.3/24
+	fl_offloads_off "$ns_lb" l0 rx tx gro gso tso
+	fl_offloads_off "$ns_cli" c0
+	fl_offloads_off "$ns_be" b0
+	ip -n "$ns_cli" route add "$1/32" via 10.99.0.1
+	ip -n "$ns_be" addr add "$1/32" dev lo
+	ip netns exec "$ns_be" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+}
+
 # fl_decap_backend NS IFC ADDR GATEWAY VIP DECAP: a backend on bridge br1
 # whose kernel has no tunnel driver: IFC with ADDR, default route by
 # GATEWAY, the VIP on lo (not answering ARP for it), and fulcrum-decap

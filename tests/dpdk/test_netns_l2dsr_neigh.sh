@@ -17,17 +17,7 @@ vip=10.99.100.1
 
 fl_setup
 fl_ns cli lb be br
-fl_bridge $ns_br br0
-fl_join $ns_cli c0 $ns_br br0 10.99.0.2/24
-fl_join $ns_lb l0 $ns_br br0
-fl_blind $ns_lb l0 "$blind"
-fl_join $ns_be b0 $ns_br br0 10.99.0.3/24
-fl_offloads_off $ns_lb l0 rx tx gro gso tso
-fl_offloads_off $ns_cli c0
-fl_offloads_off $ns_be b0
-ip -n $ns_cli route add $vip/32 via 10.99.0.1
-ip -n $ns_be addr add $vip/32 dev lo
-ip netns exec $ns_be sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+fl_l2dsr_flat $vip "$blind"
 be_mac=$(fl_mac $ns_be b0)
 cli_mac=$(fl_mac $ns_cli c0)
 
