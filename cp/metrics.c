@@ -28,25 +28,30 @@ static __u64 load(const __u64 *p)
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
+/* Adds a worker's block of counters (size bytes of __u64) into sum. */
+static void add_block(void *sum, const void *block, size_t size)
+{
+	__u64 *out = sum;
+	const __u64 *in = block;
+
+	for (size_t i = 0; i < size / sizeof(__u64); i++)
+		out[i] += load(&in[i]);
+}
+
 /* In xdp mode the program's per-CPU maps hold the counters (fulcrum-dp's
  * blocks in the shared memory stay zero); a failed map read gives zeros,
  * like a counter block nobody wrote. */
 void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum)
 {
 	const struct fl_xdp *x = fl_cp_xdp_program(cp);
-	__u64 *out = (__u64 *)sum;
-	size_t n = sizeof(*sum) / sizeof(__u64);
 
 	memset(sum, 0, sizeof(*sum));
 	if (x) {
 		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_WORKER, 0, sum, sizeof(*sum));
 		return;
 	}
-	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
-		const __u64 *in = (const __u64 *)fl_shm_worker_counters(&cp->shm, w);
-		for (size_t i = 0; i < n; i++)
-			out[i] += load(&in[i]);
-	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++)
+		add_block(sum, fl_shm_worker_counters(&cp->shm, w), sizeof(*sum));
 }
 
 void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum)
@@ -60,12 +65,8 @@ void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counte
 		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_VIP, vip_id, sum, sizeof(*sum));
 		return;
 	}
-	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
-		const struct fl_vip_counters *c = fl_shm_vip_counters(&cp->shm, w) + vip_id;
-		sum->packets += load(&c->packets);
-		sum->bytes += load(&c->bytes);
-		sum->new_flows += load(&c->new_flows);
-	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++)
+		add_block(sum, fl_shm_vip_counters(&cp->shm, w) + vip_id, sizeof(*sum));
 }
 
 void fl_stats_sum_backend(const struct fl_cp *cp, __u32 id, struct fl_backend_counters *sum)
@@ -79,11 +80,8 @@ void fl_stats_sum_backend(const struct fl_cp *cp, __u32 id, struct fl_backend_co
 		fl_xdp_counters_sum(x, FL_XDP_COUNTERS_BACKEND, id, sum, sizeof(*sum));
 		return;
 	}
-	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
-		const struct fl_backend_counters *c = fl_shm_backend_counters(&cp->shm, w) + id;
-		sum->packets += load(&c->packets);
-		sum->bytes += load(&c->bytes);
-	}
+	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++)
+		add_block(sum, fl_shm_backend_counters(&cp->shm, w) + id, sizeof(*sum));
 }
 
 __u32 fl_stats_vip_id(const struct fl_cp *cp, const struct fl_vip_config *v)
