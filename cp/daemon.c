@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include <linux/neighbour.h>
 #include <net/if.h>
 #include <sys/signalfd.h>
 
@@ -405,16 +404,11 @@ static bool neigh_ask(struct fl_cp *cp, __u8 family, const union fl_addr *addr,
 		      const __u8 published[6])
 {
 	int ifindex = (int)if_nametoindex(cp->cfg.dataplane.neighbour_interface);
-	__u8 mac[6];
-	__u16 state = 0;
 
 	(void)published;
 	if (ifindex <= 0)
 		return true;	/* no interface (yet): nothing to ask on */
-	if (fl_neigh_lookup(&cp->neigh, ifindex, family, addr, mac, &state) == 0 &&
-	    (state & (NUD_REACHABLE | NUD_PERMANENT | NUD_NOARP)))
-		return false;
-	if (fl_neigh_solicit(&cp->neigh, ifindex, family, addr) < 0) {
+	if (fl_neigh_confirm(&cp->neigh, ifindex, family, addr) < 0) {
 		char a[FL_ADDR_STRLEN];
 		fl_log(FL_LOG_DEBUG, "neighbour %s on %s: cannot ask the kernel: %s",
 		       fl_addr_format(addr, family, a, sizeof(a)),

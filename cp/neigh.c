@@ -275,6 +275,17 @@ int fl_neigh_lookup(struct fl_neigh *nb, int ifindex, __u8 family,
 	return 0;
 }
 
+int fl_neigh_confirm(struct fl_neigh *nb, int ifindex, __u8 family, const union fl_addr *addr)
+{
+	__u16 state = 0;
+	__u8 mac[6];
+
+	if (fl_neigh_lookup(nb, ifindex, family, addr, mac, &state) == 0 &&
+	    (state & (NUD_REACHABLE | NUD_PERMANENT | NUD_NOARP)))
+		return 0;
+	return fl_neigh_solicit(nb, ifindex, family, addr);
+}
+
 int fl_neigh_solicit(struct fl_neigh *nb, int ifindex, __u8 family, const union fl_addr *addr)
 {
 	struct {

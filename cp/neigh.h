@@ -81,4 +81,9 @@ int fl_neigh_lookup(struct fl_neigh *nb, int ifindex, __u8 family,
  * arrives as a notification. 0, or -errno (-ENODEV: no such interface). */
 int fl_neigh_solicit(struct fl_neigh *nb, int ifindex, __u8 family, const union fl_addr *addr);
 
+/* fl_neigh_solicit unless the entry is confirmed now (reachable,
+ * permanent or noarp): what keeps a MAC the data plane uses, and which the
+ * kernel never sees used, from aging out. 0, or -errno as solicit. */
+int fl_neigh_confirm(struct fl_neigh *nb, int ifindex, __u8 family, const union fl_addr *addr);
+
 #endif /* FL_CP_NEIGH_H */

@@ -11,7 +11,6 @@
 #include <sys/vfs.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
-#include <linux/neighbour.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -334,14 +333,8 @@ static void warn_forwarding(const struct fl_config *cfg)
 static void solicit(struct fl_cp_xdp *st, const struct fl_xdp_unresolved *hop)
 {
 	char a[FL_ADDR_STRLEN];
-	__u16 state = 0;
-	__u8 mac[6];
-	int rc;
+	int rc = fl_neigh_confirm(&st->neigh, (int)hop->ifindex, hop->family, &hop->addr);
 
-	if (fl_neigh_lookup(&st->neigh, (int)hop->ifindex, hop->family, &hop->addr, mac,
-			    &state) == 0 && (state & (NUD_REACHABLE | NUD_PERMANENT | NUD_NOARP)))
-		return;
-	rc = fl_neigh_solicit(&st->neigh, (int)hop->ifindex, hop->family, &hop->addr);
 	if (rc < 0)
 		fl_log(FL_LOG_DEBUG, "xdp: next hop %s: cannot ask the kernel: %s",
 		       fl_addr_format(&hop->addr, hop->family, a, sizeof(a)), strerror(-rc));
