@@ -6,15 +6,17 @@
  * shared-memory file in fulcrum-dp — and holds no pointers, only positions,
  * so a restarted fulcrum-dp attaches to it and every flow keeps its backend.
  *
- * Layout: a 64-byte header, then buckets: a line of metadata and
- * FL_CT_WAYS records of one line each, side by side (576 bytes), so that a
- * lookup on 4 KiB pages mostly touches one page. The flow hash (the same
- * fl_flow_hash value Maglev indexes with) names the bucket and an 8-bit
- * tag. The metadata line holds, per way, the tag, the state and the time
- * last seen: it alone tells a miss, whether a way has expired and which way
- * an insert takes (free, else the oldest), so a lookup reads a record line
- * only for a matching tag, and an insert into a full bucket reads one line
- * and writes one record instead of reading all eight records.
+ * Layout: a 64-byte header, then buckets of eight lines (512 bytes, so a
+ * lookup touches one 4 KiB page): a line of metadata and FL_CT_WAYS records
+ * of 56 bytes side by side, 64 bytes a flow in all (issue 3's bound). Six of
+ * the eight records straddle two lines; both are prefetched together
+ * (fl_ct_prefetch_rec). The flow hash (the same fl_flow_hash value Maglev
+ * indexes with) names the bucket and an 8-bit tag. The metadata line
+ * holds, per way, the tag, the state and the time last seen: it alone tells
+ * a miss, whether a way has expired and which way an insert takes (free,
+ * else the oldest), so a lookup reads a record only for a matching tag, and
+ * an insert into a full bucket reads one line and writes one record instead
+ * of reading all eight records.
  *
  * Time is the caller's `now` in FL_CT_HZ ticks of CLOCK_MONOTONIC (see
  * fl_ct_now()), read once per burst. CLOCK_MONOTONIC keeps counting across a
@@ -34,7 +36,7 @@
 #include "pkt.h"
 
 #define FL_CT_MAGIC 0x544346554c4654ULL	/* "TFLUFCT\0" in memory */
-#define FL_CT_VERSION 2u	/* 2: ages and states in a metadata line per bucket */
+#define FL_CT_VERSION 3u	/* 2: a metadata line per bucket; 3: 56-byte records */
 #define FL_CT_WAYS 8u
 #define FL_CT_HZ 16u			/* ticks per second of last_seen */
 #define FL_CT_ERR_LEN 256
@@ -64,21 +66,21 @@ _Static_assert(sizeof(struct fl_ct_meta) == 64, "bucket metadata is one cache li
 _Static_assert(__builtin_offsetof(struct fl_ct_meta, tags) == 0, "tags load as one word");
 
 /*
- * One flow, one cache line: the flow key and what the select stage needs on
- * a hit (vip_id and the (backend_id, epoch) pair). Only an insert or a
- * rebind writes it; a hit only reads it.
+ * One flow: the flow key and what the select stage needs on a hit (vip_id
+ * and the (backend_id, epoch) pair). Only an insert or a rebind writes it;
+ * a hit only reads it.
  */
 struct fl_ct_rec {
 	struct fl_flow_key key;	/* as parse built it; compared without its padding */
 	__u32 vip_id;
 	__u32 backend_id;
 	__u32 epoch;
-	__u8 pad[12];		/* zero */
-} __attribute__((aligned(64)));
+	__u8 pad[4];		/* zero */
+} __attribute__((aligned(8)));
 
 #define FL_CT_KEY_BYTES 38	/* compared bytes: addresses, ports, proto, family */
 
-_Static_assert(sizeof(struct fl_ct_rec) == 64, "a record is one cache line");
+_Static_assert(sizeof(struct fl_ct_rec) == 56, "a record and its share of metadata: 64 bytes");
 _Static_assert(__builtin_offsetof(struct fl_ct_rec, key) == 0, "record starts with its key");
 _Static_assert(__builtin_offsetof(struct fl_flow_key, family) + 1 == FL_CT_KEY_BYTES,
 	       "compared bytes end with the family");
@@ -88,7 +90,7 @@ struct fl_ct_bucket {
 	struct fl_ct_rec way[FL_CT_WAYS];
 };
 
-_Static_assert(sizeof(struct fl_ct_bucket) == 64 * (1 + FL_CT_WAYS), "a bucket is whole lines");
+_Static_assert(sizeof(struct fl_ct_bucket) == 64 * FL_CT_WAYS, "a bucket is 64 bytes a flow");
 
 /* The first line of the memory. Written once by fl_ct_init, magic last;
  * fl_ct_attach refuses memory whose header a build with another layout
@@ -281,6 +283,14 @@ FL_PREFETCHER void fl_ct_prefetch(const struct fl_ct *t, __u32 hash)
 	__builtin_prefetch(fl_ct_meta_at(t, fl_ct_bucket_of(t, hash)), 0, 3);
 }
 
+/* Both lines a record may straddle (its first and last byte). rw as
+ * __builtin_prefetch's: 0 to read, 1 to write. */
+#define fl_ct_prefetch_rec(r, rw)						\
+	do {									\
+		__builtin_prefetch((r), (rw), 3);				\
+		__builtin_prefetch((const char *)(r) + sizeof(struct fl_ct_rec) - 1, (rw), 3); \
+	} while (0)
+
 /* Second stage, once the metadata line is in cache: prefetch the records
  * whose tag matches, so the key compare does not wait either. */
 FL_PREFETCHER void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
@@ -289,7 +299,7 @@ FL_PREFETCHER void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
 	__u64 m = fl_ct_match(fl_ct_tags(fl_ct_meta_at(t, bucket)), fl_ct_tag_of(hash));
 
 	for (; m; m &= m - 1)
-		__builtin_prefetch(fl_ct_rec_at(t, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0, 3);
+		fl_ct_prefetch_rec(fl_ct_rec_at(t, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0);
 }
 
 /* Free way i of m. The tag goes first: a process killed halfway leaves a

@@ -313,14 +313,13 @@ FL_PREFETCHER void prefetch_stage2(const struct fl_worker *w, const struct burst
 
 	if (m) {
 		for (; m; m &= m - 1)
-			__builtin_prefetch(fl_ct_rec_at(ct, bucket, (unsigned)__builtin_ctzll(m) >> 3),
-					   0, 3);
+			fl_ct_prefetch_rec(fl_ct_rec_at(ct, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0);
 		return;
 	}
 	if (v->ring_size && v->ring_offset <= s->t->ring_entries &&
 	    v->ring_size <= s->t->ring_entries - v->ring_offset)
 		__builtin_prefetch(&s->t->ring[v->ring_offset + hash % v->ring_size], 0, 3);
-	__builtin_prefetch(fl_ct_rec_at(ct, bucket, fl_ct_insert_way(ct, meta, now, &expired)), 1, 3);
+	fl_ct_prefetch_rec(fl_ct_rec_at(ct, bucket, fl_ct_insert_way(ct, meta, now, &expired)), 1);
 }
 
 /* The next hop's MAC fulcrum-cp published (static or resolved), else the
