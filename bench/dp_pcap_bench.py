@@ -5,7 +5,13 @@ vdev in the same run: net_pcap replaying 64-byte TCP frames to the VIP from
 many flows (infinite_rx=1), transmitted packets dropped by the PMD (no
 tx_pcap), one worker lcore. Prints Mpps: median and spread of several runs.
 
-Run (root, after scripts/setup): bench/dp_pcap_bench.py [runs] [flows]"""
+Run (root, after scripts/setup): bench/dp_pcap_bench.py [runs] [flows] [--hugepages]
+
+--hugepages runs both programs as an edge server would: EAL memory (the
+mbufs) and fulcrum-dp's tables and conntrack on 2 MiB pages. It reserves
+HUGEPAGES pages for the run (vm.nr_hugepages, put back afterwards) and
+mounts a hugetlbfs that only this benchmark sees (a private mount
+namespace), so the host's other DPDK users are not disturbed."""
 import os
 import re
 import signal
@@ -20,6 +26,9 @@ from scapy.all import IP, TCP, Ether, Raw, wrpcap
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.environ.get("FL_BUILD_DIR", os.path.join(TOP, "build"))
 WARMUP, MEASURE = 2.0, 5.0
+HUGEPAGES = 512         # 1 GiB: 512 MiB of EAL memory, conntrack (64 MiB), tables
+NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+EAL_MEMORY = ["--no-huge", "-m", "512"]
 # A plain name, so the tables and conntrack go on hugetlbfs when one is
 # mounted, as in production; removed at the end.
 SHM_NAME = f"flbench{os.getpid()}"
@@ -51,7 +60,7 @@ limits: {{ max_vips = 4; max_backends = 64; ring_entries = 262144; max_workers =
 dataplane: {{
   mode = "dpdk";
   dpdk: {{
-    eal_args = [ "--no-huge", "-m", "512", "--no-pci", "-l", "0,1", "--file-prefix", "flbench",
+    eal_args = [ {", ".join(f'"{a}"' for a in EAL_MEMORY)}, "--no-pci", "-l", "0,1", "--file-prefix", "flbench",
                  "--log-level", "lib.eal:error" ];
     ports = ( {{ name = "bench"; device = "net_pcap_bench,rx_pcap={pcap},infinite_rx=1"; }} );
     workers = [ 1 ];
@@ -96,7 +105,7 @@ def run_fulcrum(conf):
 
 
 def run_testpmd(pcap, mode):
-    args = ["dpdk-testpmd", "--no-huge", "-m", "512", "--no-pci", "-l", "0,1",
+    args = ["dpdk-testpmd", *EAL_MEMORY, "--no-pci", "-l", "0,1",
             "--file-prefix", "flbench-tp", "--log-level", "lib.eal:error",
             "--vdev", f"net_pcap_tp,rx_pcap={pcap},infinite_rx=1", "--",
             f"--forward-mode={mode}", "--stats-period=1", "--total-num-mbufs=8192"]
@@ -110,9 +119,35 @@ def run_testpmd(pcap, mode):
     return statistics.median(steady) / 1e6
 
 
+def in_hugepage_namespace():
+    """Re-runs this script in a private mount namespace with HUGEPAGES pages
+    reserved; returns its exit code. In that namespace (FL_BENCH_HUGE set)
+    mounts the hugetlbfs and returns None."""
+    global EAL_MEMORY
+    if os.environ.get("FL_BENCH_HUGE"):
+        os.makedirs("/dev/hugepages", exist_ok=True)
+        subprocess.run(["mount", "-t", "hugetlbfs", "nodev", "/dev/hugepages"], check=True)
+        EAL_MEMORY = ["-m", "512"]
+        return None
+    old = open(NR_HUGEPAGES).read().strip()
+    with open(NR_HUGEPAGES, "w") as f:
+        f.write(str(int(old) + HUGEPAGES))
+    try:
+        return subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable,
+                               *sys.argv], env={**os.environ, "FL_BENCH_HUGE": "1"}).returncode
+    finally:
+        with open(NR_HUGEPAGES, "w") as f:
+            f.write(old)
+
+
 def main():
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    flows = int(sys.argv[2]) if len(sys.argv) > 2 else 4096
+    args = [a for a in sys.argv[1:] if a != "--hugepages"]
+    if len(args) < len(sys.argv) - 1:
+        rc = in_hugepage_namespace()
+        if rc is not None:
+            sys.exit(rc)
+    runs = int(args[0]) if len(args) > 0 else 5
+    flows = int(args[1]) if len(args) > 1 else 4096
     with tempfile.TemporaryDirectory(prefix="fl-bench-") as d:
         pcap = os.path.join(d, "in.pcap")
         make_pcap(pcap, flows)
@@ -127,7 +162,7 @@ def main():
             remove_shm()
     huge = any(l.split()[2] == "hugetlbfs" for l in open("/proc/mounts"))
     print(f"tables and conntrack on {'hugetlbfs' if huge else '/dev/shm (no hugetlbfs mounted)'}; "
-          "EAL memory --no-huge for both programs")
+          f"EAL memory {'on 2 MiB pages' if '--no-huge' not in EAL_MEMORY else '--no-huge'} for both programs")
     print(f"{flows} flows, 64-byte frames, one worker, {runs} runs of {MEASURE:.0f} s each")
     for name, v in results.items():
         print(f"  {name:32s} median {statistics.median(v):6.2f} Mpps  "
