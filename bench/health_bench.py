@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""fulcrum-cp health checking at scale: BACKENDS tcp backends (1,000 per
-VIP), one check a second each, against one accept-and-close listener.
+"""fulcrum-cp health checking at scale: BACKENDS backends (1,000 per VIP),
+one tcp check a second each (--type tcp-half-open: a SYN, no connection),
+against one accept-and-close listener.
 Prints the share of one core fulcrum-cp uses in steady state (utime +
 stime from /proc over MEASURE seconds), split into user and system time.
 
@@ -21,8 +22,9 @@ A run in which a backend went down is not valid: a check that times out
 costs less than one that connects. The listener runs at a higher priority
 so that other load on the host does not starve it into that.
 
-Run (root): bench/health_bench.py [backends] [--remote]
+Run (root): bench/health_bench.py [backends] [--remote] [--type tcp|tcp-half-open]
 FL_CP=path picks the fulcrum-cp binary (default: $FL_BUILD_DIR/cp/fulcrum-cp)."""
+import argparse
 import os
 import signal
 import subprocess
@@ -57,7 +59,7 @@ def backend_address(remote, vip, i):
     return f"127.{vip + 1}.{i // 250}.{i % 250 + 1}"
 
 
-def config(d, total, remote=False):
+def config(d, total, remote=False, check="tcp"):
     vips = (total + PER_VIP - 1) // PER_VIP
     groups = []
     for v in range(vips):
@@ -72,7 +74,7 @@ global: {{ shm_name = "{d}/shm"; control_socket = "{d}/ctl.sock"; log_level = "w
 limits: {{ max_vips = 64; max_backends = {total + 1024}; ring_entries = {10007 * vips + 1}; max_workers = 2; }};
 dataplane: {{ mode = "dpdk"; dpdk: {{ ports = ( {{ device = "net_null0"; }} ); workers = [ 1 ]; }};
               next_hop: {{ mac = "02:00:00:00:00:fe"; }}; tunnel_source_v4 = "10.0.0.2"; }};
-healthcheck: {{ type = "tcp"; interval_ms = 1000; timeout_ms = 500; rise = 2; fall = 3; port = {PORT}; }};
+healthcheck: {{ type = "{check}"; interval_ms = 1000; timeout_ms = 500; rise = 2; fall = 3; port = {PORT}; }};
 vips = ( {", ".join(groups)} );
 """)
     return path
@@ -125,7 +127,7 @@ class RemoteNet:
         return ["ip", "netns", "exec", self.ns, "taskset", "-c", "1"] + cmd
 
 
-def run(total, net):
+def run(total, net, check):
     listener_cmd = ["nice", "-n", str(LISTENER_NICE), "/usr/bin/python3", "-c", LISTENER]
     cp_cmd = [CP, "-c"]
     if net:
@@ -133,7 +135,7 @@ def run(total, net):
         cp_cmd = ["taskset", "-c", "0"] + cp_cmd
     with tempfile.TemporaryDirectory(prefix="fl-hc-bench-") as d:
         listener = subprocess.Popen(listener_cmd)
-        cp = subprocess.Popen(cp_cmd + [config(d, total, net is not None)],
+        cp = subprocess.Popen(cp_cmd + [config(d, total, net is not None, check)],
                               stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(WARMUP)
@@ -147,7 +149,7 @@ def run(total, net):
             listener.wait()
     share = 100 / os.sysconf("SC_CLK_TCK") / (t1 - t0)
     downs = err.count(" down: ")
-    print(f"{total} tcp backends ({'remote' if net else 'local'} listener), 1 check/s each: "
+    print(f"{total} {check} backends ({'remote' if net else 'local'} listener), 1 check/s each: "
           f"fulcrum-cp used {share * (ub - ua + sb - sa):.1f}% of one core over {MEASURE:.0f} s "
           f"(user {share * (ub - ua):.1f}%, system {share * (sb - sa):.1f}%; "
           f"{downs} backends went down during the run)")
@@ -157,15 +159,20 @@ def run(total, net):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--remote"]
-    total = int(args[0]) if args else 10000
-    if "--remote" in sys.argv[1:]:
+    ap = argparse.ArgumentParser(description="fulcrum-cp health checks at scale")
+    ap.add_argument("backends", type=int, nargs="?", default=10000)
+    ap.add_argument("--remote", action="store_true",
+                    help="the listener in a namespace, its receive work on CPU 1")
+    ap.add_argument("--type", default="tcp", choices=["tcp", "tcp-half-open"],
+                    help="the check type (default tcp)")
+    a = ap.parse_args()
+    if a.remote:
         if os.cpu_count() < 2:
             sys.exit("--remote needs two CPUs")
         with RemoteNet() as net:
-            ok = run(total, net)
+            ok = run(a.backends, net, a.type)
     else:
-        ok = run(total, None)
+        ok = run(a.backends, None, a.type)
     sys.exit(0 if ok else 1)
 
 

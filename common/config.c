@@ -66,6 +66,7 @@ static const struct name_val proto_names[] = {
 static const struct name_val hc_type_names[] = {
 	{ "none", FL_HC_NONE },
 	{ "tcp", FL_HC_TCP },
+	{ "tcp-half-open", FL_HC_TCP_HALF_OPEN },
 	{ "http", FL_HC_HTTP },
 	{ "https", FL_HC_HTTPS },
 	{ NULL, 0 },
@@ -133,6 +134,16 @@ const char *fl_proto_name(__u8 proto)
 	const char *n = name_of(proto_names, proto);
 
 	return n ? n : "unknown";
+}
+
+int fl_hc_type_parse(const char *text, enum fl_hc_type *out)
+{
+	const struct name_val *n = name_find(hc_type_names, text);
+
+	if (!n)
+		return -EINVAL;
+	*out = (enum fl_hc_type)n->value;
+	return 0;
 }
 
 const char *fl_hc_type_name(enum fl_hc_type t)

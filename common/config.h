@@ -21,7 +21,9 @@
 
 enum fl_log_level { FL_LOG_ERROR, FL_LOG_WARN, FL_LOG_INFO, FL_LOG_DEBUG };
 enum fl_dp_mode { FL_DP_DPDK, FL_DP_XDP };
-enum fl_hc_type { FL_HC_NONE, FL_HC_TCP, FL_HC_HTTP, FL_HC_HTTPS };
+/* tcp-half-open: a SYN whose SYN-ACK says up, and no connection (raw
+ * socket, CAP_NET_RAW; cp/check_tcp_half_open.c) */
+enum fl_hc_type { FL_HC_NONE, FL_HC_TCP, FL_HC_HTTP, FL_HC_HTTPS, FL_HC_TCP_HALF_OPEN };
 
 /* Health check of one backend. Defaults come from `healthcheck`, a VIP's
  * `healthcheck` overrides them, a backend's overrides the VIP's: each level
@@ -169,6 +171,7 @@ int fl_method_parse(const char *text, enum fl_method *out);
 const char *fl_method_name(enum fl_method m);
 int fl_proto_parse(const char *text, __u8 *out);
 const char *fl_proto_name(__u8 proto);
+int fl_hc_type_parse(const char *text, enum fl_hc_type *out);
 const char *fl_hc_type_name(enum fl_hc_type t);
 const char *fl_log_level_name(enum fl_log_level l);
 

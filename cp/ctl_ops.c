@@ -401,13 +401,8 @@ static int read_hc_json(struct json_object *h, struct fl_hc_config *hc, char *er
 		return FAIL("\"healthcheck\" must be an object");
 	if ((rc = get_str(h, "type", false, &s, err, errlen)))
 		return rc;
-	if (s) {
-		if (!strcmp(s, "none")) hc->type = FL_HC_NONE;
-		else if (!strcmp(s, "tcp")) hc->type = FL_HC_TCP;
-		else if (!strcmp(s, "http")) hc->type = FL_HC_HTTP;
-		else if (!strcmp(s, "https")) hc->type = FL_HC_HTTPS;
-		else return FAIL("healthcheck.type: must be none, tcp, http or https");
-	}
+	if (s && fl_hc_type_parse(s, &hc->type) < 0)
+		return FAIL("healthcheck.type: must be none, tcp, tcp-half-open, http or https");
 	for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
 		if ((rc = get_uint(h, u[i].k, false, u[i].max, &n, err, errlen)) < 0)
 			return rc;

@@ -268,8 +268,10 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 			if (old)
 				b->drain = old->drain;
 			rc = checker_prepare(b, up, err, errlen);
-			if (rc < 0)
+			if (rc < 0) {
+				free(b);
 				goto fail;
+			}
 			fresh[k++] = true;
 		}
 	}
@@ -332,9 +334,15 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	free(fresh);
 	return 0;
 fail:
+	/* no checker of them was started, but a prepared one may hold a
+	 * tcp-half-open source port */
 	if (nb)
-		for (size_t i = 0; i < k; i++)
-			free(nb[i]);	/* no checker of them was started */
+		for (size_t i = 0; i < k; i++) {
+			if (fresh[i])
+				backend_free(nb[i]);
+			else
+				free(nb[i]);
+		}
 	free(nb);
 	free(fresh);
 	fl_config_free(cfg);

@@ -81,7 +81,7 @@ static int cmd_usage(const struct cmd *c, FILE *f, int status)
 	if (strcmp(c->words, "vip add") == 0)
 		fprintf(f, "\n  --protocol tcp|udp (tcp)   --method ipip|ip6ip6|gue|l2dsr (by family)\n"
 			"  --name NAME   --table-size PRIME (65537)\n"
-			"  --check none|tcp|http|https   --check-port P   --check-path PATH\n"
+			"  --check none|tcp|tcp-half-open|http|https   --check-port P   --check-path PATH\n"
 			"  --interval MS   --timeout MS   --rise N   --fall N\n"
 			"  --backend ADDR[:PORT][@WEIGHT]  (repeatable)\n"
 			"  Unset check keys take the config file's healthcheck defaults.\n");
@@ -276,10 +276,10 @@ static void show_vip_list(struct json_object *ans)
 {
 	struct json_object *vs = a_of(ans, "vips");
 
-	printf("%-28s %-16s %-7s %-6s %8s %4s %5s\n", "VIP", "NAME", "METHOD", "CHECK", "BACKENDS", "UP", "ID");
+	printf("%-28s %-16s %-7s %-13s %8s %4s %5s\n", "VIP", "NAME", "METHOD", "CHECK", "BACKENDS", "UP", "ID");
 	for (size_t i = 0; vs && i < json_object_array_length(vs); i++) {
 		struct json_object *v = json_object_array_get_idx(vs, i);
-		printf("%-28s %-16s %-7s %-6s %8lld %4lld %5s\n", s_of(v, "vip"),
+		printf("%-28s %-16s %-7s %-13s %8lld %4lld %5s\n", s_of(v, "vip"),
 		       *s_of(v, "name") ? s_of(v, "name") : "-", s_of(v, "method"), s_of(v, "check"),
 		       i_of(v, "n_backends"), i_of(v, "n_up"), s_of(v, "id"));
 	}
@@ -308,7 +308,7 @@ static void show_health(struct json_object *ans)
 {
 	struct json_object *bs = a_of(ans, "backends");
 
-	printf("%-24s %-22s %-9s %-9s %-5s %-4s %-19s %s\n", "VIP", "BACKEND", "STATE", "HEALTH",
+	printf("%-24s %-22s %-9s %-9s %-13s %-4s %-19s %s\n", "VIP", "BACKEND", "STATE", "HEALTH",
 	       "CHECK", "LAST", "SINCE", "REASON");
 	for (size_t i = 0; bs && i < json_object_array_length(bs); i++) {
 		struct json_object *b = json_object_array_get_idx(bs, i), *since;
@@ -319,7 +319,7 @@ static void show_health(struct json_object *ans)
 			struct tm tm;
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", localtime_r(&t, &tm));
 		}
-		printf("%-24s %-22s %-9s %-9s %-5s %-4s %-19s %s\n", s_of(b, "vip"), s_of(b, "backend"),
+		printf("%-24s %-22s %-9s %-9s %-13s %-4s %-19s %s\n", s_of(b, "vip"), s_of(b, "backend"),
 		       s_of(b, "state"), s_of(b, "health"), s_of(b, "check"), s_of(b, "last_result"),
 		       when, s_of(b, "reason"));
 	}

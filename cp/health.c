@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include "addr.h"
@@ -17,17 +18,27 @@
 
 #define NS_PER_MS 1000000ull
 
-/* xorshift64*: jitter needs no quality, only no lockstep between processes */
+/* xorshift64*: jitter needs no quality, only no lockstep between processes;
+ * tcp-half-open's sequence numbers need no more than not being guessable
+ * from the clock and the pid, hence the seed from getrandom */
 static uint64_t rng_state;
 
-static uint32_t rng_below(uint32_t n)
+uint32_t fl_check_random(void)
 {
-	if (rng_state == 0)
-		rng_state = fl_mono_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+	if (rng_state == 0) {
+		if (getrandom(&rng_state, sizeof(rng_state), GRND_NONBLOCK) != sizeof(rng_state))
+			rng_state = fl_mono_ns() ^ ((uint64_t)getpid() << 32);
+		rng_state |= 1;		/* 0 is xorshift's fixed point */
+	}
 	rng_state ^= rng_state >> 12;
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
-	return n ? (uint32_t)((rng_state * 0x2545f4914f6cdd1dull >> 32) % n) : 0;
+	return (uint32_t)(rng_state * 0x2545f4914f6cdd1dull >> 32);
+}
+
+static uint32_t rng_below(uint32_t n)
+{
+	return n ? fl_check_random() % n : 0;
 }
 
 uint32_t fl_checker_stagger_ms(uint32_t interval_ms, uint32_t i, uint32_t n)
@@ -46,6 +57,8 @@ static const struct fl_check_ops *ops_for(enum fl_hc_type t)
 	switch (t) {
 	case FL_HC_TCP:
 		return &fl_check_tcp_ops;
+	case FL_HC_TCP_HALF_OPEN:
+		return &fl_check_tcp_half_open_ops;
 	case FL_HC_HTTP:
 	case FL_HC_HTTPS:
 		return &fl_check_http_ops;
@@ -92,7 +105,7 @@ int fl_checker_init(struct fl_checker *c, struct fl_loop *loop, const struct fl_
 		c->target_len = sizeof(*sin6);
 		snprintf(c->target_text, sizeof(c->target_text), "[%s]:%u", a, port);
 	}
-	return 0;
+	return c->ops->attach ? c->ops->attach(c, err, errlen) : 0;
 }
 
 /*
@@ -232,6 +245,8 @@ void fl_checker_stop(struct fl_checker *c)
 		c->ops->abort(c);
 		c->running = false;
 	}
+	if (c->ops->detach)
+		c->ops->detach(c);
 	socket_close(c);
 	fl_timer_cancel(c->loop, &c->timer);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Health checkers of fulcrum-cp: one checker per backend, one probe at a
- * time, one ops table per check type (check_tcp.c, check_http.c), rise/fall
- * hysteresis as keepalived and HAProxy do it. A checker runs on the loop of
- * cp/loop.h and reports only state changes, through its callback.
+ * time, one ops table per check type (check_tcp.c, check_tcp_half_open.c,
+ * check_http.c), rise/fall hysteresis as keepalived and HAProxy do it. A
+ * checker runs on the loop of cp/loop.h and reports only state changes,
+ * through its callback.
  *
  * Timing: a probe starts every interval (plus or minus 5 % of jitter, so
  * checks started together drift apart), measured from the previous probe's
@@ -20,6 +21,10 @@
  * directions. A tcp check then costs two system calls and a share of
  * epoll_wait, not seven (no socket, epoll_ctl, setsockopt, getsockopt or
  * close per probe); the price is one fd per checked backend.
+ *
+ * tcp-half-open (check_tcp_half_open.c) has no socket of its own: its
+ * checkers share one raw socket per address family, and hold a source port
+ * from attach to detach. c->io stays closed for it.
  */
 #ifndef FL_HEALTH_H
 #define FL_HEALTH_H
@@ -37,12 +42,17 @@ struct fl_checker;
 /* A check type. start begins one probe on c->target (non-blocking, through
  * fl_checker_connect) and returns 0, or -errno with c->reason filled (the
  * probe then fails at once). ready gets the events of the checker's socket
- * while the probe runs; being edge-triggered, it must go on until the
- * socket would block, and it ends the probe with fl_checker_done. abort
- * frees whatever a running probe holds; it is called on timeout and on
- * stop, never after fl_checker_done. */
+ * (if it has one) while the probe runs; being edge-triggered, it must go on
+ * until the socket would block, and it ends the probe with fl_checker_done.
+ * abort frees whatever a running probe holds; it is called on timeout and
+ * on stop, never after fl_checker_done. attach and detach, when set, take
+ * and give back what the checker holds for its whole life (c->held):
+ * attach at the end of fl_checker_init (0, or -errno with a message),
+ * detach in fl_checker_stop. */
 struct fl_check_ops {
 	const char *name;
+	int (*attach)(struct fl_checker *c, char *err, size_t errlen);
+	void (*detach)(struct fl_checker *c);
 	int (*start)(struct fl_checker *c);
 	void (*ready)(struct fl_checker *c, uint32_t events);
 	void (*abort)(struct fl_checker *c);
@@ -50,6 +60,7 @@ struct fl_check_ops {
 
 extern const struct fl_check_ops fl_check_tcp_ops;
 extern const struct fl_check_ops fl_check_http_ops;	/* http and https */
+extern const struct fl_check_ops fl_check_tcp_half_open_ops;
 
 typedef void (*fl_checker_cb)(struct fl_checker *c, void *arg);
 
@@ -63,6 +74,7 @@ struct fl_checker {
 	struct fl_timer timer;		/* next probe, or the running one's deadline */
 	struct fl_io io;		/* the checker's socket; fd -1 when none */
 	void *probe;			/* the type's per-probe state */
+	void *held;			/* what ops->attach took; NULL when none */
 	uint64_t probe_start_ns;
 	bool running;			/* a probe is in flight */
 	bool started;			/* fl_checker_start called, not stopped */
@@ -84,7 +96,8 @@ struct fl_checker {
 /*
  * Prepares a checker for the address and port to probe (host order port),
  * starting in state `up` with no run counted. hc->type must not be
- * FL_HC_NONE. Does not start probing. 0 or -EINVAL with a message.
+ * FL_HC_NONE. Does not start probing. 0, or -errno with a message:
+ * -EINVAL for a check that cannot be, or what attach failed with.
  */
 int fl_checker_init(struct fl_checker *c, struct fl_loop *loop, const struct fl_hc_config *hc,
 		    const union fl_addr *addr, __u8 family, __u16 port, bool up,
@@ -93,7 +106,9 @@ int fl_checker_init(struct fl_checker *c, struct fl_loop *loop, const struct fl_
 /* Schedules the first probe first_delay_ms from the loop's now. 0 or -ENOMEM. */
 int fl_checker_start(struct fl_checker *c, uint32_t first_delay_ms);
 
-/* Stops probing and frees the running probe; the state stays. */
+/* Stops probing, frees the running probe and gives back what the check
+ * type holds (tcp-half-open: its source port); the state stays. Started
+ * again, the checker takes it anew. */
 void fl_checker_stop(struct fl_checker *c);
 
 /* For check types: ends the running probe. ok false with c->reason set. */
@@ -110,6 +125,10 @@ const char *fl_checker_run_text(const struct fl_checker *c, char *buf, size_t le
  * NULL with a message when OpenSSL fails. */
 struct ssl_ctx_st *fl_check_tls_ctx(bool verify, char *err, size_t errlen);
 void fl_check_tls_fini(void);
+
+/* For check types: 32 random bits from a xorshift seeded by getrandom;
+ * enough for jitter and SYN sequence numbers, not for secrets. */
+uint32_t fl_check_random(void);
 
 /* For check types: starts connecting the checker's socket (opened on first
  * use) to c->target. 0 or -errno with c->reason set. */

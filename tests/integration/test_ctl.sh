@@ -95,6 +95,16 @@ expect "backend undrain" 'state up ' ctl backend undrain web 127.0.0.2
 expect "vip add" '^ok' ctl vip add 10.0.0.200:443 --name tls --table-size 251 --check tcp --check-port "$PORT" --backend 127.0.0.2@5
 expect "vip add shown" '^10\.0\.0\.200:443/tcp +tls +ipip +tcp +1 ' ctl vip list
 expect "vip remove" '^ok' ctl vip remove tls
+# tcp-half-open needs CAP_NET_RAW; without it the add is refused with that reason
+if $PY -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)' 2>/dev/null; then
+	expect "vip add, tcp-half-open check" '^ok' ctl vip add 10.0.0.201:443 --name half --table-size 251 --check tcp-half-open --check-port "$PORT" --backend 127.0.0.3
+	half_up() { ctl health | grep -Eq '^10\.0\.0\.201:443/tcp +127\.0\.0\.3:443 +up +up +tcp-half-open +ok .* SYN-ACK$'; }
+	wait_for 5000 half_up && ok "tcp-half-open backend up" || fail "tcp-half-open backend: $(ctl health)"
+	expect "vip remove (tcp-half-open)" '^ok' ctl vip remove half
+else
+	expect_rc "vip add, tcp-half-open check without CAP_NET_RAW" 1 'need CAP_NET_RAW' ctl vip add 10.0.0.201:443 --table-size 251 --check tcp-half-open --backend 127.0.0.3
+fi
+expect_rc "vip add, unknown check type" 1 'must be none, tcp, tcp-half-open, http or https' ctl vip add 10.0.0.202:80 --check tcp-halfopen
 expect_rc "vip add invalid (multicast) is refused" 1 'not a unicast address' ctl vip add 224.0.0.1:80
 expect_rc "vip add bad table size" 1 'must be prime' ctl vip add 10.0.0.201:80 --table-size 1000
 expect_rc "vip add duplicate" 1 'exists' ctl vip add 10.0.0.100:80

@@ -221,6 +221,17 @@ static void test_overrides(void)
 		    "  backends = ( { address = \"10.1.0.1\"; healthcheck: { interval_ms = 150; }; } ); } );\n",
 		    "t.conf:4: vips.[0].backends.[0].healthcheck.timeout_ms: "
 		    "must be less than interval_ms (150)");
+
+	/* tcp-half-open, for one backend; a near miss is refused with the list */
+	REQUIRE(loads(XDP "vips = ( { address = \"10.0.0.1\"; port = 80; protocol = \"tcp\"; method = \"ipip\";\n"
+		      "  backends = ( { address = \"10.1.0.1\"; healthcheck: { type = \"tcp-half-open\"; }; },\n"
+		      "               { address = \"10.1.0.2\"; } ); } );\n", &cfg), "tcp-half-open");
+	CHECK(cfg.vips[0].backends[0].hc.type == FL_HC_TCP_HALF_OPEN &&
+	      cfg.vips[0].backends[1].hc.type == FL_HC_TCP, "types %d %d",
+	      cfg.vips[0].backends[0].hc.type, cfg.vips[0].backends[1].hc.type);
+	fl_config_free(&cfg);
+	CHECK_FAILS(XDP "healthcheck: { type = \"tcp-halfopen\"; };\n",
+		    "t.conf:2: healthcheck.type: must be one of none, tcp, tcp-half-open, http, https");
 }
 
 static void write_file(const char *path, const char *text)
@@ -447,7 +458,7 @@ static void test_out_of_range(void)
 	CHECK_FAILS(XDP "global: { log_level = \"verbose\"; };\n",
 		    "t.conf:2: global.log_level: must be one of error, warn, info, debug");
 	CHECK_FAILS(XDP "healthcheck: { type = \"icmp\"; };\n",
-		    "t.conf:2: healthcheck.type: must be one of none, tcp, http, https");
+		    "t.conf:2: healthcheck.type: must be one of none, tcp, tcp-half-open, http, https");
 	CHECK_FAILS(XDP "vips = ( { address = \"10.0.0.1\"; port = 80; protocol = \"sctp\";\n"
 		    "  method = \"ipip\"; } );\n",
 		    "t.conf:2: vips.[0].protocol: must be one of tcp, udp");
@@ -751,7 +762,8 @@ static void test_check_vip(void)
 	CHECK_VIP_FAILS(&vip, "backends.[0].healthcheck.expect_status: must be 100..599");
 	RESET();
 	backends[0].hc.type = (enum fl_hc_type)7;
-	CHECK_VIP_FAILS(&vip, "backends.[0].healthcheck.type: must be one of none, tcp, http, https");
+	CHECK_VIP_FAILS(&vip, "backends.[0].healthcheck.type: must be one of none, tcp, tcp-half-open, "
+			"http, https");
 	RESET();
 	backends[1].key = backends[0].key;
 	CHECK_VIP_FAILS(&vip, "backends.[1]: same address and port as backends.[0]");
@@ -788,6 +800,9 @@ static void test_names(void)
 	static const enum fl_method methods[] = { FL_METHOD_IPIP, FL_METHOD_IP6IP6,
 						  FL_METHOD_GUE, FL_METHOD_L2DSR };
 	static const char *const bad[] = { "", "IPIP", "none", "ipip ", "sctp", "tcp6" };
+	static const char *const bad_hc[] = { "", "TCP", "tcp_half_open", "tcp-half-open ",
+					      "half-open", "tcp-half" };
+	enum fl_hc_type hc_type;
 	enum fl_method m;
 	__u8 proto;
 
@@ -810,9 +825,17 @@ static void test_names(void)
 	}
 	CHECK(strcmp(fl_hc_type_name(FL_HC_NONE), "none") == 0 &&
 	      strcmp(fl_hc_type_name(FL_HC_TCP), "tcp") == 0 &&
+	      strcmp(fl_hc_type_name(FL_HC_TCP_HALF_OPEN), "tcp-half-open") == 0 &&
 	      strcmp(fl_hc_type_name(FL_HC_HTTP), "http") == 0 &&
 	      strcmp(fl_hc_type_name(FL_HC_HTTPS), "https") == 0, "hc types");
 	CHECK(strcmp(fl_hc_type_name((enum fl_hc_type)9), "unknown") == 0, "hc 9");
+	CHECK(fl_hc_type_parse("tcp-half-open", &hc_type) == 0 && hc_type == FL_HC_TCP_HALF_OPEN,
+	      "tcp-half-open");
+	for (size_t i = 0; i < sizeof(bad_hc) / sizeof(bad_hc[0]); i++) {
+		hc_type = FL_HC_HTTP;
+		CHECK(fl_hc_type_parse(bad_hc[i], &hc_type) == -EINVAL && hc_type == FL_HC_HTTP,
+		      "\"%s\"", bad_hc[i]);
+	}
 	CHECK(strcmp(fl_log_level_name(FL_LOG_ERROR), "error") == 0 &&
 	      strcmp(fl_log_level_name(FL_LOG_WARN), "warn") == 0 &&
 	      strcmp(fl_log_level_name(FL_LOG_INFO), "info") == 0 &&

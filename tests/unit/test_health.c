@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Health checkers (cp/health.h, check_tcp.c, check_http.c) against real
- * listeners on 127.0.0.1, served by a thread of this test. Every wait is
- * bounded. */
+/* Health checkers (cp/health.h, check_tcp.c, check_http.c,
+ * check_tcp_half_open.c) against real listeners on 127.0.0.1 (and ::1),
+ * served by a thread of this test. Every wait is bounded. */
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
@@ -39,21 +41,31 @@ struct server {
 	volatile int served;
 };
 
-static int listen_on(__u16 port, __u16 *bound)
+/* A listener on the loopback address of the family (127.0.0.1 or ::1). */
+static int listen_family(int family, __u16 port, int backlog, __u16 *bound)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-	socklen_t len = sizeof(sin);
-	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(port),
+				     .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr *sa = family == AF_INET ? (struct sockaddr *)&sin : (struct sockaddr *)&sin6;
+	socklen_t len = family == AF_INET ? sizeof(sin) : sizeof(sin6);
+	int one = 1, fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(fd, 64) < 0) {
+	if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
 		close(fd);
 		return -1;
 	}
-	getsockname(fd, (struct sockaddr *)&sin, &len);
-	*bound = ntohs(sin.sin_port);
+	getsockname(fd, sa, &len);
+	/* sin_port and sin6_port are at the same offset */
+	*bound = ntohs(((struct sockaddr_in *)sa)->sin_port);
 	return fd;
+}
+
+static int listen_on(__u16 port, __u16 *bound)
+{
+	return listen_family(AF_INET, port, 64, bound);
 }
 
 static void serve_one(struct server *s, int fd)
@@ -133,13 +145,18 @@ static void server_stop(struct server *s)
 }
 
 /* A port nothing listens on (bound, then closed). */
-static __u16 closed_port(void)
+static __u16 closed_port_family(int family)
 {
 	__u16 port = 0;
-	int fd = listen_on(0, &port);
+	int fd = listen_family(family, 0, 64, &port);
 
 	close(fd);
 	return port;
+}
+
+static __u16 closed_port(void)
+{
+	return closed_port_family(AF_INET);
 }
 
 /* A self-signed certificate for CN=localhost, made with the OpenSSL API. */
@@ -198,22 +215,32 @@ static void on_change(struct fl_checker *c, void *arg)
 	e->changes++;
 }
 
-static int env_start(struct env *e, const struct fl_hc_config *hc, __u16 port, bool up)
+/* A checker of the family's loopback address, started. */
+static int env_start_family(struct env *e, const struct fl_hc_config *hc, int family, __u16 port,
+			    bool up)
 {
 	union fl_addr a = { .v4 = htonl(INADDR_LOOPBACK) };
 	char err[256];
 	int rc;
 
+	if (family == AF_INET6)
+		memcpy(a.bytes, &in6addr_loopback, 16);
 	memset(e, 0, sizeof(*e));
 	rc = fl_loop_init(&e->loop, err, sizeof(err));
 	CHECK(rc == 0, "loop: %s", err);
 	if (rc)
 		return rc;
-	rc = fl_checker_init(&e->c, &e->loop, hc, &a, FL_AF_INET, port, up, on_change, e, err, sizeof(err));
+	rc = fl_checker_init(&e->c, &e->loop, hc, &a, family == AF_INET ? FL_AF_INET : FL_AF_INET6,
+			     port, up, on_change, e, err, sizeof(err));
 	CHECK(rc == 0, "checker: %s", err);
 	if (rc == 0)
 		rc = fl_checker_start(&e->c, 0);
 	return rc;
+}
+
+static int env_start(struct env *e, const struct fl_hc_config *hc, __u16 port, bool up)
+{
+	return env_start_family(e, hc, AF_INET, port, up);
 }
 
 static void env_stop(struct env *e)
@@ -425,6 +452,308 @@ static void timeout(void)
 	server_stop(&s);
 }
 
+/* ---- tcp-half-open ---- */
+
+/* The type needs CAP_NET_RAW: without it the case is skipped (exit 77),
+ * after checking that the checker says so. */
+static void need_raw(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	union fl_addr a = { .v4 = htonl(INADDR_LOOPBACK) };
+	struct fl_checker c;
+	struct fl_loop loop;
+	char err[256];
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP), why = errno;
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (fl_loop_init(&loop, err, sizeof(err)) == 0) {
+		CHECK(fl_checker_init(&c, &loop, &hc, &a, FL_AF_INET, 80, true, NULL, NULL, err,
+				      sizeof(err)) < 0 && strstr(err, "need CAP_NET_RAW") != NULL,
+		      "without CAP_NET_RAW: %s", err);
+		fl_loop_fini(&loop);
+	}
+	printf("skip: tcp-half-open needs CAP_NET_RAW (%s)\n", strerror(why));
+	exit(fl_check_failures ? 1 : 77);
+}
+
+/* Nothing accepted: the listener's queue is empty. */
+static bool nothing_accepted(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+static void half_open_family(int family)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	__u16 port = 0;
+	int lfd = listen_family(family, 0, 64, &port);
+	struct env e;
+
+	REQUIRE(lfd >= 0, "listen");
+	if (env_start_family(&e, &hc, family, port, false) == 0) {
+		CHECK(RUN_UNTIL(&e, e.c.up, 2000), "not up: %s", e.c.reason);
+		CHECK(strcmp(e.c.reason, "SYN-ACK") == 0, "reason %s", e.c.reason);
+		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 5, 2000), "%llu checks",
+		      (unsigned long long)e.c.n_checks);
+		CHECK(e.c.n_failures == 0 && e.changes == 1, "%llu failures, %d changes",
+		      (unsigned long long)e.c.n_failures, e.changes);
+		/* no socket of its own, and no connection reached the listener */
+		CHECK(e.c.io.fd < 0, "checker socket %d", e.c.io.fd);
+		CHECK(nothing_accepted(lfd), "a half-open probe made a connection");
+	}
+	env_stop(&e);
+	close(lfd);
+	if (env_start_family(&e, &hc, family, closed_port_family(family), true) == 0) {
+		CHECK(RUN_UNTIL(&e, !e.c.up, 2000), "closed port not down: %s", e.c.reason);
+		CHECK(e.c.n_checks == 3 && strcmp(e.c.reason, "refused") == 0, "%llu checks, reason %s",
+		      (unsigned long long)e.c.n_checks, e.c.reason);
+	}
+	env_stop(&e);
+}
+
+static void half_open_v4(void)
+{
+	need_raw();
+	half_open_family(AF_INET);
+}
+
+static void half_open_v6(void)
+{
+	need_raw();
+	half_open_family(AF_INET6);
+}
+
+/* A listener whose accept queue is full drops SYNs: silence on loopback.
+ * The connection that fills it goes back through *client. */
+static int listen_full(__u16 *port, int *client)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int lfd = listen_family(AF_INET, 0, 0, port);
+
+	*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_port = htons(*port);
+	if (lfd < 0 || *client < 0 || connect(*client, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		if (lfd >= 0)
+			close(lfd);
+		if (*client >= 0)
+			close(*client);
+		return -1;
+	}
+	return lfd;
+}
+
+static void half_open_timeout(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	__u16 port;
+	int client, lfd;
+	struct env e;
+
+	need_raw();
+	lfd = listen_full(&port, &client);
+	REQUIRE(lfd >= 0, "full listener");
+	hc.fall = 2;
+	if (env_start(&e, &hc, port, true) == 0) {
+		uint64_t t0 = fl_mono_ns();
+		CHECK(RUN_UNTIL(&e, !e.c.up, 2000), "silent listener not down: %s", e.c.reason);
+		CHECK(strcmp(e.c.reason, "timeout after 30 ms") == 0, "reason %s", e.c.reason);
+		CHECK(fl_mono_ns() - t0 >= 60 * MS, "down too fast");
+	}
+	env_stop(&e);
+	close(client);
+	close(lfd);
+}
+
+/* Two checkers of one target (a backend of two VIPs), started together so
+ * that their probes go out in the same turn of the loop, both stay up. On
+ * loopback each answer and its reset come back within the send, so this
+ * shows them working side by side, not that one source port for both would
+ * fail: that needs a slow path (no netem on this kernel). */
+static void half_open_shared_target(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	union fl_addr a = { .v4 = htonl(INADDR_LOOPBACK) };
+	struct fl_checker c2;
+	__u16 port = 0;
+	int lfd = listen_family(AF_INET, 0, 64, &port);
+	char err[256];
+	struct env e;
+
+	need_raw();
+	REQUIRE(lfd >= 0, "listen");
+	if (env_start(&e, &hc, port, false) == 0) {
+		CHECK(fl_checker_init(&c2, &e.loop, &hc, &a, FL_AF_INET, port, false, NULL, NULL, err,
+				      sizeof(err)) == 0, "second checker: %s", err);
+		fl_checker_start(&c2, 0);
+		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 8 && c2.n_checks >= 8, 3000), "%llu and %llu checks",
+		      (unsigned long long)e.c.n_checks, (unsigned long long)c2.n_checks);
+		CHECK(e.c.up && c2.up && e.c.n_failures == 0 && c2.n_failures == 0,
+		      "failures %llu (%s) and %llu (%s)", (unsigned long long)e.c.n_failures,
+		      e.c.reason, (unsigned long long)c2.n_failures, c2.reason);
+		fl_checker_stop(&c2);
+		/* the first goes on alone */
+		uint64_t before = e.c.n_checks;
+		CHECK(RUN_UNTIL(&e, e.c.n_checks >= before + 3, 2000) && e.c.n_failures == 0,
+		      "after the second stopped: %llu failures, %s",
+		      (unsigned long long)e.c.n_failures, e.c.reason);
+	}
+	env_stop(&e);
+	close(lfd);
+}
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* A target has 64 source ports: a 65th checker of it is refused with a
+ * message, and a port given back is taken again. The last checker stopped
+ * closes every socket the type opened. */
+static void half_open_port_limit(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	union fl_addr a = { .v4 = htonl(INADDR_LOOPBACK) };
+	struct fl_checker cs[65];
+	struct fl_loop loop;
+	char err[256];
+	int n = 0, fds;
+
+	need_raw();
+	REQUIRE(fl_loop_init(&loop, err, sizeof(err)) == 0, "loop: %s", err);
+	fds = open_fds();
+	while (n < 64 && fl_checker_init(&cs[n], &loop, &hc, &a, FL_AF_INET, 80, true, NULL, NULL,
+					 err, sizeof(err)) == 0)
+		n++;
+	CHECK(n == 64, "checker %d: %s", n, err);
+	if (n == 64) {
+		CHECK(fl_checker_init(&cs[64], &loop, &hc, &a, FL_AF_INET, 80, true, NULL, NULL, err,
+				      sizeof(err)) == -EBUSY &&
+		      strcmp(err, "more than 64 tcp-half-open checks of 127.0.0.1:80") == 0, "65th: %s", err);
+		fl_checker_stop(&cs[17]);
+		CHECK(fl_checker_init(&cs[17], &loop, &hc, &a, FL_AF_INET, 80, true, NULL, NULL, err,
+				      sizeof(err)) == 0, "after one stopped: %s", err);
+	}
+	for (int i = 0; i < n; i++)
+		fl_checker_stop(&cs[i]);
+	CHECK(open_fds() == fds, "%d fds open, %d before", open_fds(), fds);
+	fl_loop_fini(&loop);
+}
+
+/* The SYN of a probe to port, seen on a raw socket of this test: its
+ * source port and ISN. */
+static bool sniff_syn(int sfd, __u16 port, __be16 *sport, uint32_t *isn)
+{
+	__u32 buf[64];
+	ssize_t n;
+
+	while ((n = recv(sfd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		const __u8 *b = (const __u8 *)buf;
+		size_t ihl = (b[0] & 0xfu) * 4;
+		const struct tcphdr *th = (const struct tcphdr *)(b + ihl);
+		if ((size_t)n < ihl + sizeof(*th) || th->dest != htons(port) || !th->syn || th->ack)
+			continue;
+		*sport = th->source;
+		*isn = ntohl(th->seq);
+		return true;
+	}
+	return false;
+}
+
+/* Runs the loop until a probe's SYN is seen (the condition of RUN_UNTIL is
+ * evaluated once more at its end: the SYN is read only once). */
+static bool wait_syn(struct env *e, int sfd, __u16 port, __be16 *sport, uint32_t *isn)
+{
+	bool seen = false;
+
+	return RUN_UNTIL(e, seen || (seen = sniff_syn(sfd, port, sport, isn)), 1000);
+}
+
+/* A segment from 127.0.0.1:from to 127.0.0.1:to. Its checksum is left
+ * zero: the checker's raw socket gets it before TCP drops it for that, so
+ * no reset answers it. */
+static void inject(int sfd, __u16 from, __be16 to, uint8_t flags, uint32_t ack, size_t len)
+{
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct tcphdr th;
+
+	memset(&th, 0, sizeof(th));
+	th.source = htons(from);
+	th.dest = to;
+	th.seq = htonl(12345);
+	th.ack_seq = htonl(ack);
+	th.doff = 5;
+	th.syn = !!(flags & TH_SYN);
+	th.rst = !!(flags & TH_RST);
+	th.ack = !!(flags & TH_ACK);
+	th.window = htons(1000);
+	CHECK(sendto(sfd, &th, len, 0, (struct sockaddr *)&dst, sizeof(dst)) == (ssize_t)len,
+	      "inject: %s", strerror(errno));
+}
+
+/* Answers that are not the probe's are ignored: a wrong acknowledgement, a
+ * reset without one, another source or destination port, a short segment,
+ * and the right answer once its probe has timed out. The right answer to a
+ * running probe, made the same way, counts. */
+static void half_open_ignores_others(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	__u16 port;
+	__be16 sport = 0;
+	uint32_t isn = 0;
+	int client, lfd, sfd;
+	struct env e;
+
+	need_raw();
+	lfd = listen_full(&port, &client);
+	REQUIRE(lfd >= 0, "full listener");
+	sfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	REQUIRE(sfd >= 0, "raw socket: %s", strerror(errno));
+	hc.interval_ms = 400;
+	hc.timeout_ms = 300;
+	hc.fall = 100;
+	if (env_start(&e, &hc, port, true) == 0) {
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn), "no SYN seen");
+		inject(sfd, port, sport, TH_SYN | TH_ACK, isn + 2, sizeof(struct tcphdr));
+		inject(sfd, port, sport, TH_RST, isn + 1, sizeof(struct tcphdr));
+		inject(sfd, port + 1, sport, TH_SYN | TH_ACK, isn + 1, sizeof(struct tcphdr));
+		inject(sfd, port, htons(ntohs(sport) + 1), TH_RST | TH_ACK, isn + 1,
+		       sizeof(struct tcphdr));
+		inject(sfd, port, sport, TH_SYN | TH_ACK, isn + 1, 12);
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 1, 1000), "first probe not over");
+		CHECK(e.c.n_failures == 1 && strstr(e.c.reason, "timeout") != NULL,
+		      "not ignored: %llu failures, reason %s", (unsigned long long)e.c.n_failures,
+		      e.c.reason);
+		/* late: the first probe's answer while the second runs */
+		uint32_t first_isn = isn;
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn) && e.c.running, "no second probe");
+		inject(sfd, port, sport, TH_SYN | TH_ACK, first_isn + 1, sizeof(struct tcphdr));
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 2, 1000) && e.c.n_failures == 2,
+		      "late answer counted: %s", e.c.reason);
+		/* the control: the third probe's own answer */
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn), "no third SYN");
+		inject(sfd, port, sport, TH_SYN | TH_ACK, isn + 1, sizeof(struct tcphdr));
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 3, 1000) && e.c.last_ok &&
+		      strcmp(e.c.reason, "SYN-ACK") == 0, "own answer not taken: %s", e.c.reason);
+	}
+	env_stop(&e);
+	close(sfd);
+	close(client);
+	close(lfd);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "tcp_up", tcp_up },
 	{ "tcp_refused_down", tcp_refused_down },
@@ -434,6 +763,12 @@ static const struct fl_test_case cases[] = {
 	{ "https_noverify", https_noverify },
 	{ "https_verify_fails", https_verify_fails },
 	{ "timeout", timeout },
+	{ "half_open_v4", half_open_v4 },
+	{ "half_open_v6", half_open_v6 },
+	{ "half_open_timeout", half_open_timeout },
+	{ "half_open_shared_target", half_open_shared_target },
+	{ "half_open_port_limit", half_open_port_limit },
+	{ "half_open_ignores_others", half_open_ignores_others },
 };
 
 int main(int argc, char **argv)
