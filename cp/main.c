@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "ctl.h"
@@ -41,6 +44,33 @@ static void usage(FILE *f)
 		"Exit status: 0 clean exit, 1 runtime failure, 2 bad config or arguments.\n");
 }
 
+static bool uses_half_open(const struct fl_config *cfg)
+{
+	for (unsigned v = 0; v < cfg->n_vips; v++)
+		for (unsigned b = 0; b < cfg->vips[v].n_backends; b++)
+			if (cfg->vips[v].backends[b].hc.type == FL_HC_TCP_HALF_OPEN)
+				return true;
+	return false;
+}
+
+/* A valid config is valid whoever checks it, but tcp-half-open checks run
+ * only with CAP_NET_RAW: say so when this process could not run them (the
+ * same process started as the daemon would refuse the config). */
+static void warn_half_open_capability(const struct fl_config *cfg)
+{
+	int fd;
+
+	if (!uses_half_open(cfg))
+		return;
+	fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	fprintf(stderr, "warning: tcp-half-open checks need CAP_NET_RAW, which this process "
+		"lacks (%s): fulcrum-cp started like this would refuse the config\n", strerror(errno));
+}
+
 static int check_config(const char *path)
 {
 	struct fl_config cfg;
@@ -51,6 +81,7 @@ static int check_config(const char *path)
 		return 2;
 	}
 	printf("%s: valid: %u VIPs\n", path, cfg.n_vips);
+	warn_half_open_capability(&cfg);
 	fl_config_free(&cfg);
 	return 0;
 }

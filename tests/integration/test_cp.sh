@@ -86,6 +86,16 @@ write_config "$T/cp.conf" 127.0.0.2 127.0.0.3 127.0.0.4
 echo 'vips = ( { address = "bad"; } );' > "$T/broken.conf"
 "$CP" --check-config "$T/broken.conf" >/dev/null 2>"$T/check.err"; rc=$?
 [ $rc -eq 2 ] && ok "--check-config broken: exit 2 ($(head -1 "$T/check.err"))" || fail "--check-config broken: exit $rc"
+# a tcp-half-open check is valid config, but only runs with CAP_NET_RAW:
+# a check by a process without it says so, and still exits 0
+sed 's/type = "http"/type = "tcp-half-open"/' "$T/cp.conf" > "$T/half.conf"
+"$CP" --check-config "$T/half.conf" >/dev/null 2>"$T/check.err"; rc=$?
+[ $rc -eq 0 ] && [ ! -s "$T/check.err" ] && ok "--check-config tcp-half-open with CAP_NET_RAW: valid, no warning" ||
+	fail "--check-config tcp-half-open: exit $rc, $(cat "$T/check.err")"
+setpriv --bounding-set -net_raw "$CP" --check-config "$T/half.conf" >/dev/null 2>"$T/check.err"; rc=$?
+[ $rc -eq 0 ] && grep -q "need CAP_NET_RAW" "$T/check.err" &&
+	ok "--check-config tcp-half-open without CAP_NET_RAW: valid, warns ($(head -1 "$T/check.err"))" ||
+	fail "--check-config tcp-half-open without CAP_NET_RAW: exit $rc, '$(cat "$T/check.err")'"
 
 # 1. starts and publishes; the backends come up after rise
 start_cp
