@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The XDP balancer: fulcrum-dp's pipeline (dp/parse.c, dp/pipeline.c,
- * dp/encap.c) for one packet at a time, on BPF maps. Same parse, same flow
- * hash (common/flow.h), same Maglev indexing (fl_tables_pick), same backend
- * id/epoch rule (fl_backend_keeps_flows), same outer bytes. What is not a
- * VIP's goes to the kernel with XDP_PASS. Map layouts and the table switch:
- * xdp.h. A tunnel's next hop is the MAC published with the tables or the
- * configured one, as in fulcrum-dp; or, with the fib_lookup knob, the
- * kernel's route (fib_hop), which may redirect to another XDP interface. A
- * packet over the MTU is answered as fulcrum-dp answers it
+ * The XDP balancer: fulcrum-dp's pipeline (dp/pipeline.c, dp/encap.c) for
+ * one packet at a time, on BPF maps. The same parse (common/pkt.h), the
+ * same flow hash (common/flow.h), same Maglev indexing (fl_tables_pick),
+ * same backend id/epoch rule (fl_backend_keeps_flows), same outer bytes.
+ * What is not a VIP's goes to the kernel with XDP_PASS. Map layouts and the
+ * table switch: xdp.h. A tunnel's next hop is the MAC published with the
+ * tables or the configured one, as in fulcrum-dp; or, with the fib_lookup
+ * knob, the kernel's route (fib_hop), which may redirect to another XDP
+ * interface. A packet over the MTU is answered as fulcrum-dp answers it
  * (too_big_answer), within a rate per CPU.
  */
 #include <linux/bpf.h>
@@ -18,43 +18,16 @@
 #include "flow.h"
 #include "tables.h"
 #include "counters.h"
+#include "pkt.h"
 #include "xdp.h"
 
-#define ETH_HLEN	14
-#define ETH_P_IPV4	0x0800
-#define ETH_P_IPV6	0x86dd
-#define ETH_P_8021Q	0x8100
-#define ETH_P_8021AD	0x88a8
-#define VLAN_HLEN	4
-#define MAX_VLANS	2
 #define L2_MAX		22	/* Ethernet and two tags */
-
-#define IPV4_HLEN	20
-#define IPV4_DF		0x4000
-#define IPV4_MF_OFF	0x3fff
-#define IPV4_OFF	0x1fff
-#define IPV6_HLEN	40
-#define IPV6_MAX_EXT	4
-#define IPV6_EXT_MIN	8
 
 #define AF_INET		2
 #define AF_INET6	10
 
-#define P_ICMP		1
 #define P_IPIP		4
-#define P_TCP		6
-#define P_UDP		17
 #define P_IPV6		41
-#define P_V6_HOP	0
-#define P_V6_ROUTING	43
-#define P_V6_FRAGMENT	44
-#define P_ICMPV6	58
-#define P_V6_DSTOPTS	60
-
-#define TCP_HLEN	20
-#define UDP_HLEN	8
-#define ICMP_HLEN	8
-#define L4_PORTS_LEN	8
 
 #define OUTER_TTL	64
 #define ICMP4_MAX_IP	576	/* the longest answer: RFC 1812 4.3.2.3 */
@@ -63,19 +36,8 @@
 #define CSUM_CHUNK	512	/* bpf_csum_diff's most per call */
 #define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
 
-/* Offsets are masked to this after their bounds checks, so the verifier
- * sees them bounded; real frames are far shorter. */
-#define OFF_MASK	0x3fff
-
-#define TCP_FIN 0x01
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
-#define TCP_ACK 0x10
-
-enum pkt_flags { PKT_ICMP_ERROR = 1, PKT_DF = 2, PKT_FRAGMENT = 4 };
 /* forward's verdict for a packet over the MTU whose answer the rate allows */
 enum { VERDICT_TOO_BIG = 16 };
-enum parse_verdict { PARSE_FLOW, PARSE_HOST, PARSE_DROP };
 
 /* ---- load-time knobs (xdp.c sets them before load) ---- */
 
@@ -220,21 +182,6 @@ struct {
 	__type(value, struct csum_buf);
 } scratch SEC(".maps");
 
-/* What the parse learns: dp/pkt.h's struct fl_pkt. */
-struct pkt {
-	struct fl_flow_key key;
-	__u32 hash;
-	__u32 l3_off;
-	__u32 l4_off;
-	__u32 ip_len;
-	__u32 icmp_mtu;
-	__u8 n_vlans;
-	__u8 tcp_flags;
-	__u8 flags;
-	__u8 ttl;
-	__u8 tos;
-};
-
 /* One packet's context: the tables it reads and its counters. */
 struct run {
 	struct fl_worker_counters *ctr;
@@ -254,23 +201,7 @@ struct tx {
 	__u32 mtu;		/* FL_DROP_TOO_BIG: the IP MTU left to the client */
 };
 
-/*
- * Words in the frame, in network order. The frame's alignment is unknown;
- * the word loads and stores the x86-64 and arm64 JITs emit need none, and
- * the verifier allows them (the program is not loaded with strict
- * alignment). __builtin_memcpy through a byte pointer compiles to a byte at
- * a time: several times the instructions.
- */
-static __always_inline __u16 ld16(const void *p)
-{
-	return *(const __u16 *)p;
-}
-
-static __always_inline __u32 ld32(const void *p)
-{
-	return *(const __u32 *)p;
-}
-
+/* Stores of words in the frame, as fl_ld16/fl_ld32 (common/pkt.h) load them. */
 static __always_inline void st16(void *p, __u16 v)
 {
 	*(__u16 *)p = v;
@@ -281,322 +212,13 @@ static __always_inline void st32(void *p, __u32 v)
 	*(__u32 *)p = v;
 }
 
-static __always_inline void ld_addr6(union fl_addr *a, const __u8 *b)
+/* ---- parse (common/pkt.h: fulcrum-dp's parse) ---- */
+
+static __always_inline enum fl_parse_verdict parse(struct xdp_md *ctx, struct fl_pkt *p,
+						   enum fl_drop_reason *reason)
 {
-	a->v6[0] = ld32(b);
-	a->v6[1] = ld32(b + 4);
-	a->v6[2] = ld32(b + 8);
-	a->v6[3] = ld32(b + 12);
-}
-
-/* ---- parse (dp/parse.c, the same checks in the same order) ---- */
-
-static __always_inline __u32 rd16(const __u8 *b)
-{
-	return (__u32)b[0] << 8 | b[1];
-}
-
-static __always_inline __u32 rd32(const __u8 *b)
-{
-	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
-}
-
-static __always_inline int has_ports(__u32 proto)
-{
-	return proto == P_TCP || proto == P_UDP;
-}
-
-/* A pointer to n readable bytes at off, or NULL past the frame. */
-#define AT(data, data_end, off, n)                                             \
-	({                                                                     \
-		__u8 *p_ = (__u8 *)(data) + ((off) & OFF_MASK);                \
-		(void *)(p_ + (n)) > (data_end) ? (__u8 *)0 : p_;              \
-	})
-
-#define DROP(why) ({ *reason = (why); PARSE_DROP; })
-
-static __always_inline int parse_tcp(void *data, void *data_end, __u32 off, __u32 end,
-				     struct pkt *p, __u32 *reason)
-{
-	__u8 *th;
-	__u32 doff;
-
-	if (off + TCP_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	th = AT(data, data_end, off, TCP_HLEN);
-	if (!th)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	doff = (__u32)(th[12] >> 4) * 4;
-	if (doff < TCP_HLEN || off + doff > end)
-		return DROP(FL_DROP_TCP_BAD_HEADER);
-	p->key.sport = ld16(th);
-	p->key.dport = ld16(th + 2);
-	p->tcp_flags = th[13];
-	return PARSE_FLOW;
-}
-
-static __always_inline int parse_udp(void *data, void *data_end, __u32 off, __u32 end,
-				     struct pkt *p, __u32 *reason)
-{
-	__u8 *uh;
-
-	if (off + UDP_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	uh = AT(data, data_end, off, UDP_HLEN);
-	if (!uh)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	p->key.sport = ld16(uh);
-	p->key.dport = ld16(uh + 2);
-	return PARSE_FLOW;
-}
-
-/* The quoted reply's key, reversed: the client -> VIP flow it belongs to. */
-static __always_inline int icmp_error_key(struct pkt *p, struct fl_flow_key *inner,
-					  const __u8 *ports, __u32 mtu)
-{
-	inner->sport = ld16(ports);
-	inner->dport = ld16(ports + 2);
-	fl_flow_key_reverse(&p->key, inner);
-	p->flags |= PKT_ICMP_ERROR;
-	p->icmp_mtu = mtu > 0xffff ? 0xffff : mtu;
-	return PARSE_FLOW;
-}
-
-static __always_inline int parse_icmp4(void *data, void *data_end, __u32 off, __u32 end,
-				       struct pkt *p, __u32 *reason)
-{
-	struct fl_flow_key k = { .family = FL_AF_INET };
-	__u32 in = off + ICMP_HLEN, ihl;
-	__u8 *ih, *ip, *ports;
-
-	if (off + ICMP_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ih = AT(data, data_end, off, ICMP_HLEN);
-	if (!ih)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	if (ih[0] != 3 || ih[1] != 4)	/* fragmentation needed */
-		return PARSE_HOST;
-	if (in + IPV4_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ip = AT(data, data_end, in, IPV4_HLEN);
-	if (!ip)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ihl = (__u32)(ip[0] & 0x0f) * 4;
-	if (ip[0] >> 4 != 4 || ihl < IPV4_HLEN)
-		return DROP(FL_DROP_IP_BAD_HEADER);
-	if (!has_ports(ip[9]) || (rd16(ip + 6) & IPV4_OFF))
-		return PARSE_HOST;
-	if (in + ihl + L4_PORTS_LEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ports = AT(data, data_end, in + ihl, L4_PORTS_LEN);
-	if (!ports)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	k.src.v4 = ld32(ip + 12);
-	k.dst.v4 = ld32(ip + 16);
-	k.proto = ip[9];
-	return icmp_error_key(p, &k, ports, rd16(ih + 6));
-}
-
-static __always_inline int parse_icmp6(void *data, void *data_end, __u32 off, __u32 end,
-				       struct pkt *p, __u32 *reason)
-{
-	struct fl_flow_key k = { .family = FL_AF_INET6 };
-	__u32 in = off + ICMP_HLEN;
-	__u8 *ih, *ip;
-
-	if (off + ICMP_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ih = AT(data, data_end, off, ICMP_HLEN);
-	if (!ih)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	if (ih[0] != 2)			/* packet too big */
-		return PARSE_HOST;
-	if (in + IPV6_HLEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ip = AT(data, data_end, in, IPV6_HLEN + L4_PORTS_LEN);
-	if (!ip && !AT(data, data_end, in, IPV6_HLEN))
-		return DROP(FL_DROP_L4_TRUNCATED);
-	/* the first 40 bytes are in the frame; re-derive for the verifier */
-	ip = AT(data, data_end, in, IPV6_HLEN);
-	if (!ip)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	if (ip[0] >> 4 != 6)
-		return DROP(FL_DROP_IP_BAD_HEADER);
-	if (!has_ports(ip[6]))
-		return PARSE_HOST;
-	if (in + IPV6_HLEN + L4_PORTS_LEN > end)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ip = AT(data, data_end, in, IPV6_HLEN + L4_PORTS_LEN);
-	if (!ip)
-		return DROP(FL_DROP_L4_TRUNCATED);
-	ld_addr6(&k.src, ip + 8);
-	ld_addr6(&k.dst, ip + 24);
-	k.proto = ip[6];
-	return icmp_error_key(p, &k, ip + IPV6_HLEN, rd32(ih + 4));
-}
-
-static __always_inline int parse_l4(void *data, void *data_end, __u32 off, __u32 end,
-				    __u32 proto, __u32 family, struct pkt *p, __u32 *reason)
-{
-	switch (proto) {
-	case P_TCP:
-		return parse_tcp(data, data_end, off, end, p, reason);
-	case P_UDP:
-		return parse_udp(data, data_end, off, end, p, reason);
-	case P_ICMP:
-		if (family == FL_AF_INET)
-			return parse_icmp4(data, data_end, off, end, p, reason);
-		return PARSE_HOST;
-	case P_ICMPV6:
-		if (family == FL_AF_INET6)
-			return parse_icmp6(data, data_end, off, end, p, reason);
-		return PARSE_HOST;
-	default:
-		return PARSE_HOST;
-	}
-}
-
-static __always_inline int parse_ipv4(void *data, void *data_end, __u32 len, __u32 l3,
-				      struct pkt *p, __u32 *reason)
-{
-	__u32 avail = len - l3, ihl, tot, frag;
-	__u8 *ip;
-
-	if (avail < IPV4_HLEN)
-		return DROP(FL_DROP_IP_TRUNCATED);
-	ip = AT(data, data_end, l3, IPV4_HLEN);
-	if (!ip)
-		return DROP(FL_DROP_IP_TRUNCATED);
-	ihl = (__u32)(ip[0] & 0x0f) * 4;
-	if (ip[0] >> 4 != 4 || ihl < IPV4_HLEN)
-		return DROP(FL_DROP_IP_BAD_HEADER);
-	if (ihl > avail)
-		return DROP(FL_DROP_IP_TRUNCATED);
-	tot = rd16(ip + 2);
-	if (tot < ihl || tot > avail)
-		return DROP(FL_DROP_IP_BAD_HEADER);
-
-	p->ip_len = tot;
-	p->l4_off = l3 + ihl;
-	p->tos = ip[1];
-	p->ttl = ip[8];
-	p->key.proto = ip[9];
-	p->key.family = FL_AF_INET;
-	p->key.src.v4 = ld32(ip + 12);
-	p->key.dst.v4 = ld32(ip + 16);
-
-	frag = rd16(ip + 6);
-	p->flags = (frag & IPV4_DF) ? PKT_DF : 0;
-	if (frag & IPV4_MF_OFF) {
-		p->flags |= PKT_FRAGMENT;
-		return has_ports(ip[9]) ? PARSE_FLOW : PARSE_HOST;
-	}
-	return parse_l4(data, data_end, l3 + ihl, l3 + tot, ip[9], FL_AF_INET, p, reason);
-}
-
-static __always_inline int ipv6_ext(__u32 nh)
-{
-	return nh == P_V6_HOP || nh == P_V6_ROUTING || nh == P_V6_DSTOPTS || nh == P_V6_FRAGMENT;
-}
-
-/* dp/parse.c ipv6_walk: at most IPV6_MAX_EXT headers; 0 = cut short or too
- * long; stops at a fragment header. */
-static __always_inline __u32 ipv6_walk(void *data, void *data_end, __u32 off, __u32 end,
-				       __u32 *nh, int *frag)
-{
-	__u32 hlen, next = *nh;
-
-#pragma unroll
-	for (int i = 0; i < IPV6_MAX_EXT; i++) {
-		__u8 *eh;
-
-		if (!ipv6_ext(next))
-			break;
-		if (off + IPV6_EXT_MIN > end)
-			return 0;
-		eh = AT(data, data_end, off, IPV6_EXT_MIN);
-		if (!eh)
-			return 0;
-		if (next == P_V6_FRAGMENT) {
-			*frag = 1;
-			*nh = eh[0];
-			return off + IPV6_EXT_MIN;
-		}
-		hlen = ((__u32)eh[1] + 1) * 8;
-		if (off + hlen > end)
-			return 0;
-		next = eh[0];
-		off = (off + hlen) & OFF_MASK;
-	}
-	*nh = next;
-	return ipv6_ext(next) ? 0 : off;
-}
-
-static __always_inline int parse_ipv6(void *data, void *data_end, __u32 len, __u32 l3,
-				      struct pkt *p, __u32 *reason)
-{
-	__u32 iplen, l4, nh;
-	int frag = 0;
-	__u8 *ip;
-
-	if (len - l3 < IPV6_HLEN)
-		return DROP(FL_DROP_IP_TRUNCATED);
-	ip = AT(data, data_end, l3, IPV6_HLEN);
-	if (!ip)
-		return DROP(FL_DROP_IP_TRUNCATED);
-	iplen = IPV6_HLEN + rd16(ip + 4);
-	if (ip[0] >> 4 != 6 || iplen > len - l3 || iplen > 0xffff)
-		return DROP(FL_DROP_IP_BAD_HEADER);
-
-	p->ip_len = iplen;
-	p->tos = (__u8)(rd16(ip) >> 4);
-	p->ttl = ip[7];
-	p->key.family = FL_AF_INET6;
-	ld_addr6(&p->key.src, ip + 8);
-	ld_addr6(&p->key.dst, ip + 24);
-
-	nh = ip[6];
-	l4 = ipv6_walk(data, data_end, l3 + IPV6_HLEN, l3 + iplen, &nh, &frag);
-	if (!l4)
-		return DROP(FL_DROP_IPV6_EXT_HEADER);
-	p->l4_off = l4;
-	p->key.proto = (__u8)nh;
-	p->flags = PKT_DF | (frag ? PKT_FRAGMENT : 0);
-	if (frag)
-		return has_ports(nh) ? PARSE_FLOW : PARSE_HOST;
-	return parse_l4(data, data_end, l4, l3 + iplen, nh, FL_AF_INET6, p, reason);
-}
-
-static __always_inline int parse(struct xdp_md *ctx, struct pkt *p, __u32 *reason)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	__u32 len = (__u32)(data_end - data), off = ETH_HLEN, etype;
-	__u8 *eth = data, *tag;
-
-	if ((void *)(eth + ETH_HLEN) > data_end)
-		return DROP(FL_DROP_ETH_TRUNCATED);
-	etype = rd16(eth + 12);
-#pragma unroll
-	for (int n = 0; n < MAX_VLANS; n++) {
-		if (etype != ETH_P_8021Q && etype != ETH_P_8021AD)
-			break;
-		tag = AT(data, data_end, off, VLAN_HLEN);
-		if (!tag)
-			return DROP(FL_DROP_ETH_TRUNCATED);
-		etype = rd16(tag + 2);
-		off += VLAN_HLEN;
-		p->n_vlans++;
-	}
-	if (etype == ETH_P_8021Q || etype == ETH_P_8021AD)
-		return DROP(FL_DROP_VLAN_TOO_DEEP);
-	p->l3_off = off;
-
-	if (etype == ETH_P_IPV4)
-		return parse_ipv4(data, data_end, len, off, p, reason);
-	if (etype == ETH_P_IPV6)
-		return parse_ipv6(data, data_end, len, off, p, reason);
-	return PARSE_HOST;
+	return fl_parse_frame((const __u8 *)(long)ctx->data, (const __u8 *)(long)ctx->data_end, p,
+			      reason);
 }
 
 /* ---- encapsulation (dp/encap.c: the same bytes) ---- */
@@ -658,7 +280,7 @@ static __always_inline void put_ip4(__u8 *o, __u8 tos, __u32 tot_len, __be16 id,
 				    __u8 proto, __be32 saddr, __be32 daddr)
 {
 	__u32 w0 = 0x45u | (__u32)tos << 8 | (__u32)bpf_htons((__u16)tot_len) << 16;
-	__u32 w1 = id | (__u32)(df ? bpf_htons(IPV4_DF) : 0) << 16;
+	__u32 w1 = id | (__u32)(df ? bpf_htons(FL_IPV4_DF) : 0) << 16;
 	__u32 w2 = OUTER_TTL | (__u32)proto << 8;
 
 	w2 |= (__u32)(__u16)~fold((__u64)w0 + w1 + w2 + saddr + daddr) << 16;
@@ -705,22 +327,22 @@ static __always_inline void put_macs(__u8 *d, const __u16 dst[3], const __u16 sr
 static __always_inline __u8 *put_l2(__u8 *data, const __u8 *rx, __u32 l3, const __u16 dst[3],
 				    const __u16 src[3], __be16 et)
 {
-	__u32 tags[MAX_VLANS] = {};
+	__u32 tags[FL_MAX_VLANS] = {};
 	__u8 *o;
 
-	if (l3 > ETH_HLEN)
-		tags[0] = ld32(rx + ETH_HLEN - 2);
+	if (l3 > FL_ETH_HLEN)
+		tags[0] = fl_ld32(rx + FL_ETH_HLEN - 2);
 	if (l3 == L2_MAX)
-		tags[1] = ld32(rx + ETH_HLEN - 2 + VLAN_HLEN);
+		tags[1] = fl_ld32(rx + FL_ETH_HLEN - 2 + FL_VLAN_HLEN);
 	put_macs(data, dst, src);
-	if (l3 == ETH_HLEN) {
-		o = data + ETH_HLEN;
-	} else if (l3 == ETH_HLEN + VLAN_HLEN) {
-		st32(data + ETH_HLEN - 2, tags[0]);
-		o = data + ETH_HLEN + VLAN_HLEN;
+	if (l3 == FL_ETH_HLEN) {
+		o = data + FL_ETH_HLEN;
+	} else if (l3 == FL_ETH_HLEN + FL_VLAN_HLEN) {
+		st32(data + FL_ETH_HLEN - 2, tags[0]);
+		o = data + FL_ETH_HLEN + FL_VLAN_HLEN;
 	} else {
-		st32(data + ETH_HLEN - 2, tags[0]);
-		st32(data + ETH_HLEN - 2 + VLAN_HLEN, tags[1]);
+		st32(data + FL_ETH_HLEN - 2, tags[0]);
+		st32(data + FL_ETH_HLEN - 2 + FL_VLAN_HLEN, tags[1]);
 		o = data + L2_MAX;
 	}
 	st16(o - 2, et);
@@ -731,8 +353,9 @@ static __always_inline __u8 *put_l2(__u8 *data, const __u8 *rx, __u32 l3, const 
  * constant offset, for the verifier. */
 static __always_inline __be16 rx_ip4_id(const __u8 *rx, __u32 l3)
 {
-	return ld16(l3 == ETH_HLEN ? rx + ETH_HLEN + 4 :
-		    l3 == ETH_HLEN + VLAN_HLEN ? rx + ETH_HLEN + VLAN_HLEN + 4 : rx + L2_MAX + 4);
+	return fl_ld16(l3 == FL_ETH_HLEN ? rx + FL_ETH_HLEN + 4 :
+		       l3 == FL_ETH_HLEN + FL_VLAN_HLEN ? rx + FL_ETH_HLEN + FL_VLAN_HLEN + 4 :
+							  rx + L2_MAX + 4);
 }
 
 /* The source MAC where no FIB lookup gives one: cfg_src_mac unless that is
@@ -756,9 +379,9 @@ static __always_inline int next_hop_of(const struct fl_xdp_slot_meta *m, __u16 h
 {
 	const volatile __u16 *knob = (const volatile __u16 *)cfg_next_hop_mac;
 
-	hop[0] = ld16(m->next_hop_mac);
-	hop[1] = ld16(m->next_hop_mac + 2);
-	hop[2] = ld16(m->next_hop_mac + 4);
+	hop[0] = fl_ld16(m->next_hop_mac);
+	hop[1] = fl_ld16(m->next_hop_mac + 2);
+	hop[2] = fl_ld16(m->next_hop_mac + 4);
 	if (hop[0] | hop[1] | hop[2])
 		return 1;
 	hop[0] = knob[0];
@@ -801,7 +424,7 @@ static __always_inline void note_unresolved(const struct bpf_fib_lookup *f, int 
  * socket), not to its backend. The unresolved next hop is noted so that
  * fulcrum-cp has the kernel resolve it. Over the route's MTU: too_big.
  */
-static __always_inline int fib_hop(struct xdp_md *ctx, const struct pkt *p,
+static __always_inline int fib_hop(struct xdp_md *ctx, const struct fl_pkt *p,
 				   const struct fl_backend *b, const int outer_v6, __u8 proto,
 				   __u32 hlen, __u16 hop[3], __u16 src[3], struct tx *tx,
 				   __u32 *reason)
@@ -830,12 +453,12 @@ static __always_inline int fib_hop(struct xdp_md *ctx, const struct pkt *p,
 	}
 	rc = bpf_fib_lookup(ctx, &f, sizeof(f), 0);
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		hop[0] = ld16(f.dmac);
-		hop[1] = ld16(f.dmac + 2);
-		hop[2] = ld16(f.dmac + 4);
-		src[0] = ld16(f.smac);
-		src[1] = ld16(f.smac + 2);
-		src[2] = ld16(f.smac + 4);
+		hop[0] = fl_ld16(f.dmac);
+		hop[1] = fl_ld16(f.dmac + 2);
+		hop[2] = fl_ld16(f.dmac + 4);
+		src[0] = fl_ld16(f.smac);
+		src[1] = fl_ld16(f.smac + 2);
+		src[2] = fl_ld16(f.smac + 4);
 		tx->ifindex = f.ifindex != ctx->ingress_ifindex ? f.ifindex : 0;
 		return 0;
 	}
@@ -867,16 +490,16 @@ static __always_inline int trim(struct xdp_md *ctx, __u32 want)
  * into the frame: each packet helper call costs more than the stores.
  */
 static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_slot_meta *meta,
-					const struct pkt *p, const struct fl_backend *b,
+					const struct fl_pkt *p, const struct fl_backend *b,
 					struct tx *tx, __u32 *reason, const int outer_v6,
 					const int gue)
 {
 	const __u32 ip_hlen = outer_v6 ? 40 : 20;
-	const __u32 hlen = ip_hlen + (gue ? UDP_HLEN : 0);
+	const __u32 hlen = ip_hlen + (gue ? FL_UDP_HLEN : 0);
 	const __u32 l3 = p->l3_off, ip_len = p->ip_len;
 	const int inner_v6 = p->key.family == FL_AF_INET6;
-	const int df = inner_v6 || (p->flags & PKT_DF);
-	const __u8 proto = gue ? P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
+	const int df = inner_v6 || (p->flags & FL_PKT_DF);
+	const __u8 proto = gue ? FL_P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
 	__u8 *data, *rx, *o;
 	__u16 own[3], hop[3], fib_src[3];
 	__be16 inner_id = 0;
@@ -893,7 +516,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 	}
 	if (cfg_fib_lookup && fib_hop(ctx, p, b, outer_v6, proto, hlen, hop, fib_src, tx, reason))
 		return -1;
-	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN && l3 != L2_MAX) {
+	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != L2_MAX) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -917,9 +540,9 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
-	own[0] = ld16(rx);
-	own[1] = ld16(rx + 2);
-	own[2] = ld16(rx + 4);
+	own[0] = fl_ld16(rx);
+	own[1] = fl_ld16(rx + 2);
+	own[2] = fl_ld16(rx + 4);
 	if (!df)
 		inner_id = rx_ip4_id(rx, l3);
 
@@ -931,7 +554,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 	} else {
 		src_mac_of(own);
 	}
-	o = put_l2(data, rx, l3, hop, own, bpf_htons(outer_v6 ? ETH_P_IPV6 : ETH_P_IPV4));
+	o = put_l2(data, rx, l3, hop, own, bpf_htons(outer_v6 ? FL_ETH_P_IPV6 : FL_ETH_P_IPV4));
 
 	if (outer_v6) {
 		put_ip6(o, p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
@@ -947,12 +570,12 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 		 * hash % M), ephemeral range, for backend RSS */
 		__u32 ports = bpf_htons((__u16)(0x8000u | p->hash >> 17)) |
 			      (__u32)cfg_gue_port << 16;
-		__u32 ulen = bpf_htons((__u16)(UDP_HLEN + ip_len));
+		__u32 ulen = bpf_htons((__u16)(FL_UDP_HLEN + ip_len));
 		__u16 check = 0;
 
 		/* IPv4 omits the UDP checksum; IPv6 needs it (dp/encap.c) */
 		if (outer_v6) {
-			__u64 s = (__u64)bpf_htonl(UDP_HLEN + ip_len) + bpf_htonl(P_UDP);
+			__u64 s = (__u64)bpf_htonl(FL_UDP_HLEN + ip_len) + bpf_htonl(FL_P_UDP);
 
 			s += (__u64)cfg_tunnel_src_v6[0] + cfg_tunnel_src_v6[1] +
 			     cfg_tunnel_src_v6[2] + cfg_tunnel_src_v6[3];
@@ -970,7 +593,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 	return 0;
 }
 
-static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
+static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct fl_pkt *p,
 				       const struct fl_backend *b, struct tx *tx, __u32 *reason)
 {
 	__u16 own[3];
@@ -990,13 +613,13 @@ static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 		return -1;
 	}
 	d = (void *)(long)ctx->data;
-	if ((void *)(d + ETH_HLEN) > (void *)(long)ctx->data_end) {
+	if ((void *)(d + FL_ETH_HLEN) > (void *)(long)ctx->data_end) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
-	own[0] = ld16(d);
-	own[1] = ld16(d + 2);
-	own[2] = ld16(d + 4);
+	own[0] = fl_ld16(d);
+	own[1] = fl_ld16(d + 2);
+	own[2] = fl_ld16(d + 4);
 	src_mac_of(own);
 	put_macs(d, (const __u16 *)b->mac, own);
 	return 0;
@@ -1005,12 +628,12 @@ static __always_inline int encap_l2dsr(struct xdp_md *ctx, const struct pkt *p,
 /* Writes the packet toward b, and where it goes in *tx. 0, or -1 with
  * *reason. */
 static __always_inline int encap(struct xdp_md *ctx, const struct fl_xdp_slot_meta *meta,
-				 __u8 method, const struct pkt *p, const struct fl_backend *b,
+				 __u8 method, const struct fl_pkt *p, const struct fl_backend *b,
 				 struct tx *tx, __u32 *reason)
 {
 	const int v6 = b->key.family == FL_AF_INET6;
 
-	if (p->l3_off < ETH_HLEN || p->l3_off > L2_MAX || p->ip_len < IPV4_HLEN) {
+	if (p->l3_off < FL_ETH_HLEN || p->l3_off > L2_MAX || p->ip_len < FL_IPV4_HLEN) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -1099,11 +722,11 @@ static __always_inline __u32 maglev_pick(const struct run *r, const struct fl_vi
 /* fl_ct_initial_state and fl_ct_track, on the XDP record. */
 static __always_inline __u8 ct_initial_state(__u8 proto, __u8 flags)
 {
-	if (proto != P_TCP)
+	if (proto != FL_P_TCP)
 		return FL_XDP_CT_UDP;
-	if (flags & (TCP_FIN | TCP_RST))
+	if (flags & (FL_TCP_FIN | FL_TCP_RST))
 		return FL_XDP_CT_CLOSING;
-	if ((flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	if ((flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN)
 		return FL_XDP_CT_SYN;
 	return FL_XDP_CT_ESTABLISHED;
 }
@@ -1114,19 +737,19 @@ static __always_inline __u8 ct_initial_state(__u8 proto, __u8 flags)
  * ordinary packet pays nothing for it. */
 static __always_inline int ct_track(struct fl_xdp_ct_val *r, __u8 flags)
 {
-	__u8 syn_ack = flags & (TCP_SYN | TCP_ACK);
+	__u8 syn_ack = flags & (FL_TCP_SYN | FL_TCP_ACK);
 
 	if (r->state == FL_XDP_CT_UDP)
 		return 0;
-	if (flags & (TCP_FIN | TCP_RST)) {
+	if (flags & (FL_TCP_FIN | FL_TCP_RST)) {
 		if (r->state == FL_XDP_CT_CLOSING)
 			return 0;
 		r->state = FL_XDP_CT_CLOSING;
 		return 1;
 	}
-	if (syn_ack == TCP_ACK && r->state == FL_XDP_CT_SYN) {
+	if (syn_ack == FL_TCP_ACK && r->state == FL_XDP_CT_SYN) {
 		r->state = FL_XDP_CT_ESTABLISHED;
-	} else if (syn_ack == TCP_SYN && r->state == FL_XDP_CT_CLOSING) {
+	} else if (syn_ack == FL_TCP_SYN && r->state == FL_XDP_CT_CLOSING) {
 		r->state = FL_XDP_CT_SYN;
 		return 1;
 	}
@@ -1270,10 +893,10 @@ static __always_inline int too_big_token(__u64 now)
  * RFC 1812 4.3.2.7, RFC 4443 2.4(e)) or none could be built. Fragments
  * never get here (fragment()).
  */
-static __always_inline int too_big_answer(struct xdp_md *ctx, const struct pkt *p, __u32 mtu,
+static __always_inline int too_big_answer(struct xdp_md *ctx, const struct fl_pkt *p, __u32 mtu,
 					  const int v6)
 {
-	const __u32 hlen = (v6 ? IPV6_HLEN : IPV4_HLEN) + ICMP_HLEN;
+	const __u32 hlen = (v6 ? FL_IPV6_HLEN : FL_IPV4_HLEN) + FL_ICMP_HLEN;
 	const __u32 max_quote = (v6 ? ICMP6_MAX_IP : ICMP4_MAX_IP) - hlen;
 	const __u32 l3 = p->l3_off, q = p->ip_len < max_quote ? p->ip_len : max_quote;
 	const __u8 first = ((const __u8 *)&p->key.src)[0];
@@ -1283,13 +906,13 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct pkt *
 	__s64 quote_sum;
 	__u64 s;
 
-	if (p->flags & PKT_ICMP_ERROR)
+	if (p->flags & FL_PKT_ICMP_ERROR)
 		return -1;
 	if (v6 ? ((p->key.src.v6[0] | p->key.src.v6[1] | p->key.src.v6[2] | p->key.src.v6[3]) == 0 ||
 		  first == 0xff)
 	       : (first == 0 || first >= 224))
 		return -1;
-	if (l3 != ETH_HLEN && l3 != ETH_HLEN + VLAN_HLEN && l3 != L2_MAX)
+	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != L2_MAX)
 		return -1;
 	if (trim(ctx, l3 + q) || bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return -1;
@@ -1302,35 +925,35 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct pkt *
 	rx = data + hlen;
 	if ((void *)(rx + L2_MAX + 8) > (void *)(long)ctx->data_end)
 		return -1;
-	own[0] = ld16(rx);
-	own[1] = ld16(rx + 2);
-	own[2] = ld16(rx + 4);
-	client[0] = ld16(rx + 6);
-	client[1] = ld16(rx + 8);
-	client[2] = ld16(rx + 10);
+	own[0] = fl_ld16(rx);
+	own[1] = fl_ld16(rx + 2);
+	own[2] = fl_ld16(rx + 4);
+	client[0] = fl_ld16(rx + 6);
+	client[1] = fl_ld16(rx + 8);
+	client[2] = fl_ld16(rx + 10);
 	/* dp's ip4_id with df = 0: the offending packet's ID, mixed */
 	if (!v6)
 		id = rx_ip4_id(rx, l3) ^ bpf_htons((__u16)(p->hash >> 16));
-	o = put_l2(data, rx, l3, client, own, bpf_htons(v6 ? ETH_P_IPV6 : ETH_P_IPV4));
+	o = put_l2(data, rx, l3, client, own, bpf_htons(v6 ? FL_ETH_P_IPV6 : FL_ETH_P_IPV4));
 
 	/* ICMP: type and code, checksum, then the MTU (IPv4: 2 bytes unused,
 	 * 2 of MTU; ICMPv6: 4 of MTU); ICMPv6 sums a pseudo-header too */
 	s = (__u64)(v6 ? 2 : (3 | 4 << 8)) + bpf_htonl(mtu) + (__u64)quote_sum;
 	if (v6) {
 		/* precedence 0, as dp; the VIP as the source, not the knob */
-		put_ip6(o, 0, 0, ICMP_HLEN + q, P_ICMPV6, p->key.src.v6);
+		put_ip6(o, 0, 0, FL_ICMP_HLEN + q, FL_P_ICMPV6, p->key.src.v6);
 		st32(o + 8, p->key.dst.v6[0]);
 		st32(o + 12, p->key.dst.v6[1]);
 		st32(o + 16, p->key.dst.v6[2]);
 		st32(o + 20, p->key.dst.v6[3]);
 		s += (__u64)p->key.dst.v6[0] + p->key.dst.v6[1] + p->key.dst.v6[2] +
 		     p->key.dst.v6[3] + p->key.src.v6[0] + p->key.src.v6[1] + p->key.src.v6[2] +
-		     p->key.src.v6[3] + bpf_htonl(ICMP_HLEN + q) + bpf_htonl(P_ICMPV6);
+		     p->key.src.v6[3] + bpf_htonl(FL_ICMP_HLEN + q) + bpf_htonl(FL_P_ICMPV6);
 	} else {
 		/* precedence "internetwork control", as Linux marks its errors */
-		put_ip4(o, 0xc0, hlen + q, id, 0, P_ICMP, p->key.dst.v4, p->key.src.v4);
+		put_ip4(o, 0xc0, hlen + q, id, 0, FL_P_ICMP, p->key.dst.v4, p->key.src.v4);
 	}
-	o += v6 ? IPV6_HLEN : IPV4_HLEN;
+	o += v6 ? FL_IPV6_HLEN : FL_IPV4_HLEN;
 	st16(o, v6 ? 2 : (3 | 4 << 8));
 	st16(o + 2, (__u16)~fold(s));
 	st32(o + 4, bpf_htonl(mtu));
@@ -1339,7 +962,7 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct pkt *
 
 /* Encapsulate toward backend id and give the verdict. */
 static __always_inline int forward(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				   const struct pkt *p, const struct fl_backend *be, __u32 id)
+				   const struct fl_pkt *p, const struct fl_backend *be, __u32 id)
 {
 	struct fl_backend_counters *bc;
 	struct tx tx = {};
@@ -1379,10 +1002,10 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
  * rebind. The record is this CPU's copy, or another CPU's adopted when this
  * one has none (xdp.h): counted as a hit. */
 static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct pkt *p, struct fl_xdp_ct_val *rec)
+				      struct fl_pkt *p, struct fl_xdp_ct_val *rec)
 {
 	struct fl_xdp_ct_val fresh = {};
-	const int bare_syn = (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	const int bare_syn = (p->tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN;
 	const struct fl_backend *be;
 	int live = 0;
 	__u32 id;
@@ -1454,7 +1077,7 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 /* dp icmp_stage: an FN/PTB about a VIP flow goes to the flow's backend; the
  * record, this CPU's copy or another's, is only read. */
 static __always_inline int icmp_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct pkt *p, const struct fl_xdp_ct_val *rec)
+				      struct fl_pkt *p, const struct fl_xdp_ct_val *rec)
 {
 	const struct fl_backend *be = 0;
 	__u32 id = FL_BACKEND_NONE;
@@ -1491,7 +1114,7 @@ static __always_inline int to_kernel(struct run *r)
 
 /* Fragments carry no ports past the first: those to a VIP address are
  * dropped and counted, the rest are the host's (dp fragment_vip). */
-static __always_inline int fragment(struct run *r, const struct pkt *p)
+static __always_inline int fragment(struct run *r, const struct fl_pkt *p)
 {
 	struct fl_xdp_addr_key ak = { .family = p->key.family, .slot = (__u8)r->slot };
 	__u32 *vip_id;
@@ -1509,13 +1132,14 @@ static __always_inline int fragment(struct run *r, const struct pkt *p)
 SEC("xdp")
 int balancer(struct xdp_md *ctx)
 {
-	struct pkt p = {};
+	struct fl_pkt p;	/* parse writes all of it */
 	struct fl_xdp_vip_key vk = {};
 	const struct fl_xdp_vip_val *vv;
 	const struct fl_xdp_ctl *c;
 	struct fl_xdp_ct_val *rec;
 	struct run r = {};
-	__u32 zero = 0, reason = 0;
+	enum fl_drop_reason reason;	/* written on FL_PARSE_DROP */
+	__u32 zero = 0;
 	int verdict;
 
 	r.ctr = bpf_map_lookup_elem(&counters, &zero);
@@ -1527,9 +1151,9 @@ int balancer(struct xdp_md *ctx)
 	r.ctr->rx_bytes += r.rx_len;
 
 	verdict = parse(ctx, &p, &reason);
-	if (verdict == PARSE_HOST)
+	if (verdict == FL_PARSE_HOST)
 		return to_kernel(&r);
-	if (verdict == PARSE_DROP) {
+	if (verdict == FL_PARSE_DROP) {
 		count_drop(&r, reason);
 		return XDP_DROP;
 	}
@@ -1541,7 +1165,7 @@ int balancer(struct xdp_md *ctx)
 		return to_kernel(&r);
 	r.backend_limit = r.meta->backend_count < cfg_max_backends ? r.meta->backend_count
 								    : cfg_max_backends;
-	if (p.flags & PKT_FRAGMENT)
+	if (p.flags & FL_PKT_FRAGMENT)
 		return fragment(&r, &p);
 
 	/* This CPU's copy of the flow's record (blank when another CPU made
@@ -1570,7 +1194,7 @@ int balancer(struct xdp_md *ctx)
 	 * clock source cost about 40 ns a packet here */
 	r.now = bpf_ktime_get_coarse_ns();
 	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
-	verdict = (p.flags & PKT_ICMP_ERROR) ? icmp_stage(ctx, &r, &vv->vip, &p, rec)
+	verdict = (p.flags & FL_PKT_ICMP_ERROR) ? icmp_stage(ctx, &r, &vv->vip, &p, rec)
 					      : flow_stage(ctx, &r, &vv->vip, &p, rec);
 	if (verdict != VERDICT_TOO_BIG)
 		return verdict;
