@@ -21,17 +21,10 @@
 #include "pkt.h"
 #include "xdp.h"
 
-#define L2_MAX		22	/* Ethernet and two tags */
-
+/* bpf_fib_lookup's families are the kernel's, not flow.h's */
 #define AF_INET		2
 #define AF_INET6	10
 
-#define P_IPIP		4
-#define P_IPV6		41
-
-#define OUTER_TTL	64
-#define ICMP4_MAX_IP	576	/* the longest answer: RFC 1812 4.3.2.3 */
-#define ICMP6_MAX_IP	1280	/* RFC 4443 2.4(c) */
 #define NSEC_PER_SEC	1000000000ull
 #define CSUM_CHUNK	512	/* bpf_csum_diff's most per call */
 #define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
@@ -281,7 +274,7 @@ static __always_inline void put_ip4(__u8 *o, __u8 tos, __u32 tot_len, __be16 id,
 {
 	__u32 w0 = 0x45u | (__u32)tos << 8 | (__u32)bpf_htons((__u16)tot_len) << 16;
 	__u32 w1 = id | (__u32)(df ? bpf_htons(FL_IPV4_DF) : 0) << 16;
-	__u32 w2 = OUTER_TTL | (__u32)proto << 8;
+	__u32 w2 = FL_OUTER_TTL | (__u32)proto << 8;
 
 	w2 |= (__u32)(__u16)~fold((__u64)w0 + w1 + w2 + saddr + daddr) << 16;
 	st32(o, w0);
@@ -296,7 +289,7 @@ static __always_inline void put_ip6(__u8 *o, __u8 tclass, __u32 flow, __u32 payl
 {
 	__u32 w0 = bpf_htonl(6u << 28 | (__u32)tclass << 20 | (flow & 0xfffffu));
 	__u32 w1 = bpf_htons((__u16)payload_len) | (__u32)nexthdr << 16 |
-		   (__u32)OUTER_TTL << 24;
+		   (__u32)FL_OUTER_TTL << 24;
 
 	st32(o, w0);
 	st32(o + 4, w1);
@@ -332,7 +325,7 @@ static __always_inline __u8 *put_l2(__u8 *data, const __u8 *rx, __u32 l3, const 
 
 	if (l3 > FL_ETH_HLEN)
 		tags[0] = fl_ld32(rx + FL_ETH_HLEN - 2);
-	if (l3 == L2_MAX)
+	if (l3 == FL_L2_MAX)
 		tags[1] = fl_ld32(rx + FL_ETH_HLEN - 2 + FL_VLAN_HLEN);
 	put_macs(data, dst, src);
 	if (l3 == FL_ETH_HLEN) {
@@ -343,7 +336,7 @@ static __always_inline __u8 *put_l2(__u8 *data, const __u8 *rx, __u32 l3, const 
 	} else {
 		st32(data + FL_ETH_HLEN - 2, tags[0]);
 		st32(data + FL_ETH_HLEN - 2 + FL_VLAN_HLEN, tags[1]);
-		o = data + L2_MAX;
+		o = data + FL_L2_MAX;
 	}
 	st16(o - 2, et);
 	return o;
@@ -355,7 +348,7 @@ static __always_inline __be16 rx_ip4_id(const __u8 *rx, __u32 l3)
 {
 	return fl_ld16(l3 == FL_ETH_HLEN ? rx + FL_ETH_HLEN + 4 :
 		       l3 == FL_ETH_HLEN + FL_VLAN_HLEN ? rx + FL_ETH_HLEN + FL_VLAN_HLEN + 4 :
-							  rx + L2_MAX + 4);
+							  rx + FL_L2_MAX + 4);
 }
 
 /* The source MAC where no FIB lookup gives one: cfg_src_mac unless that is
@@ -499,7 +492,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 	const __u32 l3 = p->l3_off, ip_len = p->ip_len;
 	const int inner_v6 = p->key.family == FL_AF_INET6;
 	const int df = inner_v6 || (p->flags & FL_PKT_DF);
-	const __u8 proto = gue ? FL_P_UDP : inner_v6 ? P_IPV6 : P_IPIP;
+	const __u8 proto = gue ? FL_P_UDP : inner_v6 ? FL_P_IPV6 : FL_P_IPIP;
 	__u8 *data, *rx, *o;
 	__u16 own[3], hop[3], fib_src[3];
 	__be16 inner_id = 0;
@@ -516,7 +509,7 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 	}
 	if (cfg_fib_lookup && fib_hop(ctx, p, b, outer_v6, proto, hlen, hop, fib_src, tx, reason))
 		return -1;
-	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != L2_MAX) {
+	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != FL_L2_MAX) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -532,11 +525,11 @@ static __always_inline int encap_tunnel(struct xdp_md *ctx, const struct fl_xdp_
 		}
 	}
 	/* The received frame, now hlen bytes in: its L2 header and the inner
-	 * IPv4 ID lie in its first L2_MAX + 8 bytes, as the inner IP header
+	 * IPv4 ID lie in its first FL_L2_MAX + 8 bytes, as the inner IP header
 	 * is at least 20. All is read before the new headers overwrite it. */
 	data = (void *)(long)ctx->data;
 	rx = data + hlen;
-	if ((void *)(rx + L2_MAX + 8) > (void *)(long)ctx->data_end) {
+	if ((void *)(rx + FL_L2_MAX + 8) > (void *)(long)ctx->data_end) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -633,7 +626,7 @@ static __always_inline int encap(struct xdp_md *ctx, const struct fl_xdp_slot_me
 {
 	const int v6 = b->key.family == FL_AF_INET6;
 
-	if (p->l3_off < FL_ETH_HLEN || p->l3_off > L2_MAX || p->ip_len < FL_IPV4_HLEN) {
+	if (p->l3_off < FL_ETH_HLEN || p->l3_off > FL_L2_MAX || p->ip_len < FL_IPV4_HLEN) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -886,7 +879,7 @@ static __always_inline int too_big_token(__u64 now)
  * fulcrum-dp's fl_icmp_too_big (dp/encap.c), the same bytes, built in the
  * frame: ICMP fragmentation needed (IPv4) or packet too big (IPv6) from
  * the VIP to the client, reporting mtu, behind the received L2 header with
- * the MACs swapped, quoting the packet's first ICMP4_MAX_IP or ICMP6_MAX_IP
+ * the MACs swapped, quoting the packet's first FL_ICMP4_MAX_IP or FL_ICMP6_MAX_IP
  * bytes less the answer's headers. The quote is the packet itself, left in
  * place: the headers go in front of it and the rest is cut off. -1: no
  * answer may be sent (an ICMP error; a source that is not one host,
@@ -897,7 +890,7 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct fl_pk
 					  const int v6)
 {
 	const __u32 hlen = (v6 ? FL_IPV6_HLEN : FL_IPV4_HLEN) + FL_ICMP_HLEN;
-	const __u32 max_quote = (v6 ? ICMP6_MAX_IP : ICMP4_MAX_IP) - hlen;
+	const __u32 max_quote = (v6 ? FL_ICMP6_MAX_IP : FL_ICMP4_MAX_IP) - hlen;
 	const __u32 l3 = p->l3_off, q = p->ip_len < max_quote ? p->ip_len : max_quote;
 	const __u8 first = ((const __u8 *)&p->key.src)[0];
 	__u16 client[3], own[3];
@@ -912,7 +905,7 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct fl_pk
 		  first == 0xff)
 	       : (first == 0 || first >= 224))
 		return -1;
-	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != L2_MAX)
+	if (l3 != FL_ETH_HLEN && l3 != FL_ETH_HLEN + FL_VLAN_HLEN && l3 != FL_L2_MAX)
 		return -1;
 	if (trim(ctx, l3 + q) || bpf_xdp_adjust_head(ctx, -(int)hlen))
 		return -1;
@@ -920,10 +913,10 @@ static __always_inline int too_big_answer(struct xdp_md *ctx, const struct fl_pk
 	if (quote_sum < 0)
 		return -1;
 	/* the received frame, hlen bytes in: its L2 header and the IPv4 ID
-	 * are in its first L2_MAX + 8 bytes (the quote holds an IP header) */
+	 * are in its first FL_L2_MAX + 8 bytes (the quote holds an IP header) */
 	data = (void *)(long)ctx->data;
 	rx = data + hlen;
-	if ((void *)(rx + L2_MAX + 8) > (void *)(long)ctx->data_end)
+	if ((void *)(rx + FL_L2_MAX + 8) > (void *)(long)ctx->data_end)
 		return -1;
 	own[0] = fl_ld16(rx);
 	own[1] = fl_ld16(rx + 2);

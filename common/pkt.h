@@ -73,6 +73,7 @@ enum fl_parse_verdict {
 #define FL_ETH_P_8021AD		0x88a8
 #define FL_VLAN_HLEN		4
 #define FL_MAX_VLANS		2
+#define FL_L2_MAX		(FL_ETH_HLEN + FL_MAX_VLANS * FL_VLAN_HLEN)
 
 #define FL_IPV4_HLEN		20
 #define FL_IPV4_DF		0x4000
@@ -83,8 +84,10 @@ enum fl_parse_verdict {
 #define FL_IPV6_EXT_MIN		8	/* every walked extension header is 8n bytes */
 
 #define FL_P_ICMP		1
+#define FL_P_IPIP		4
 #define FL_P_TCP		6
 #define FL_P_UDP		17
+#define FL_P_IPV6		41
 #define FL_P_V6_HOP		0
 #define FL_P_V6_ROUTING		43
 #define FL_P_V6_FRAGMENT	44
@@ -99,6 +102,12 @@ enum fl_parse_verdict {
 #define FL_ICMP_DEST_UNREACH	3
 #define FL_ICMP_FRAG_NEEDED	4
 #define FL_ICMPV6_PKT_TOOBIG	2
+
+/* What both data planes write: the outer header's TTL, and the longest
+ * too-big answer (RFC 1812 4.3.2.3; RFC 4443 2.4(c), the IPv6 minimum MTU). */
+#define FL_OUTER_TTL		64
+#define FL_ICMP4_MAX_IP		576
+#define FL_ICMP6_MAX_IP		1280
 
 /* ---- the two compilers' ways to reach frame bytes ---- */
 

@@ -6,28 +6,9 @@
  * code (VPP lb_node_fn's shape).
  */
 #include <arpa/inet.h>
-#include <netinet/in.h>
 #include <string.h>
 
 #include "encap.h"
-
-#define ETH_HLEN 14u
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-
-#define IP4_DF 0x4000
-#define IP4_OFFSET 0x1fff
-#define OUTER_TTL 64
-
-/* RFC 1812 4.3.2.3: an ICMP error holds at most 576 bytes of IP; RFC 4443
- * 2.4(c): an ICMPv6 error fits the minimum IPv6 MTU, 1280. */
-#define ICMP4_MAX_IP 576u
-#define ICMP6_MAX_IP 1280u
-#define ICMP_HLEN 8u
-
-#define ICMP_DEST_UNREACH 3
-#define ICMP_FRAG_NEEDED 4
-#define ICMPV6_PKT_TOOBIG 2
 
 /*
  * Headers are composed in registers as native words and stored whole: built
@@ -136,11 +117,11 @@ static inline void put_l2(__u8 *dst, const __u8 *rx, __u32 l3, const __u8 *dmac,
 			  const __u8 *smac, __u16 ethertype)
 {
 	__be16 et = htons(ethertype);
-	__u8 tags[FL_ENCAP_L2_MAX - 6];
+	__u8 tags[FL_L2_MAX - 6];
 
 	/* Everything after the destination MAC, in one constant-size copy
 	 * through registers: rx and dst may overlap. It reads and writes past
-	 * l3 at most FL_ENCAP_L2_MAX - 14 bytes, which both the received frame
+	 * l3 at most FL_L2_MAX - 14 bytes, which both the received frame
 	 * (an IP header follows) and the new one (its outer header or ICMP
 	 * header is written next) hold. */
 	memcpy(tags, rx + 6, sizeof(tags));
@@ -169,8 +150,8 @@ static inline void put_ip4(__u8 *dst, __u8 tos, __u32 tot_len, __be16 id, int df
 			   __be32 saddr, __be32 daddr)
 {
 	const __u32 w0 = 0x45u | (__u32)tos << 8 | (__u32)htons((__u16)tot_len) << 16;
-	const __u32 w1 = id | (__u32)(df ? htons(IP4_DF) : 0) << 16;
-	__u32 w2 = OUTER_TTL | (__u32)proto << 8;
+	const __u32 w1 = id | (__u32)(df ? htons(FL_IPV4_DF) : 0) << 16;
+	__u32 w2 = FL_OUTER_TTL | (__u32)proto << 8;
 
 	w2 |= (__u32)(__u16)~csum_fold((__u64)w0 + w1 + w2 + saddr + daddr) << 16;
 	store64(dst, w0 | (__u64)w1 << 32);
@@ -208,12 +189,12 @@ encap_tunnel(const struct fl_encap_ctx *c, const struct fl_backend *b, const str
 	     __u8 **frame, __u32 *len, __u32 headroom, enum fl_drop_reason *reason,
 	     const int outer_v6, const int gue)
 {
-	const __u32 ip_hlen = outer_v6 ? FL_ENCAP_IP6_LEN : FL_ENCAP_IP4_LEN;
-	const __u32 hlen = ip_hlen + (gue ? FL_ENCAP_UDP_LEN : 0);
+	const __u32 ip_hlen = outer_v6 ? FL_IPV6_HLEN : FL_IPV4_HLEN;
+	const __u32 hlen = ip_hlen + (gue ? FL_UDP_HLEN : 0);
 	const __u32 l3 = p->l3_off, ip_len = p->ip_len;
 	const int inner_v6 = p->key.family == FL_AF_INET6;
 	const int df = inner_v6 || (p->flags & FL_PKT_DF);
-	const __u8 proto = gue ? IPPROTO_UDP : inner_v6 ? IPPROTO_IPV6 : IPPROTO_IPIP;
+	const __u8 proto = gue ? FL_P_UDP : inner_v6 ? FL_P_IPV6 : FL_P_IPIP;
 	__u8 *rx = *frame, *tx, *outer;
 
 	if (mac_is_zero(c->next_hop_mac)) {
@@ -231,10 +212,10 @@ encap_tunnel(const struct fl_encap_ctx *c, const struct fl_backend *b, const str
 
 	tx = rx - hlen;
 	outer = tx + l3;
-	put_l2(tx, rx, l3, c->next_hop_mac, c->src_mac, outer_v6 ? ETH_P_IPV6 : ETH_P_IP);
+	put_l2(tx, rx, l3, c->next_hop_mac, c->src_mac, outer_v6 ? FL_ETH_P_IPV6 : FL_ETH_P_IPV4);
 	if (outer_v6)
 		put_ip6(outer, ip6_word0(p->tos, p->hash >> 12, hlen - ip_hlen + ip_len, proto,
-					 OUTER_TTL),
+					 FL_OUTER_TTL),
 			c->tunnel_src_v6.bytes, b->key.addr.bytes);
 	else
 		put_ip4(outer, p->tos, hlen + ip_len, ip4_id(df, rx + l3, inner_v6, p->hash), df,
@@ -245,14 +226,14 @@ encap_tunnel(const struct fl_encap_ctx *c, const struct fl_backend *b, const str
 		 * uses hash % M), in the ephemeral range, for backend RSS. */
 		const __u32 ports = htons((__u16)(0x8000u | p->hash >> 17)) |
 				    (__u32)c->gue_dport << 16;
-		const __u32 ulen = htons((__u16)(FL_ENCAP_UDP_LEN + ip_len));
+		const __u32 ulen = htons((__u16)(FL_UDP_HLEN + ip_len));
 		__u16 check = 0;
 
 		/* IPv4 may omit the UDP checksum. IPv6 may too (RFC 6935), but
 		 * Linux drops such packets unless the tunnel allows it. */
 		if (outer_v6) {
 			__u64 s = csum_pseudo6(c->tunnel_src_v6.bytes, b->key.addr.bytes,
-					       FL_ENCAP_UDP_LEN + ip_len, IPPROTO_UDP);
+					       FL_UDP_HLEN + ip_len, FL_P_UDP);
 
 			s = csum_add(csum_add64(s, ports | (__u64)ulen << 32), rx + l3, ip_len);
 			check = (__u16)~csum_fold(s);
@@ -292,8 +273,8 @@ int fl_encap(const struct fl_encap_ctx *c, enum fl_method m, const struct fl_bac
 
 	/* The parse stage promises this; a broken promise must not become a
 	 * write outside the buffer. */
-	if (p->l3_off < ETH_HLEN || p->l3_off > FL_ENCAP_L2_MAX ||
-	    p->ip_len < FL_ENCAP_IP4_LEN || (__u32)p->l3_off + p->ip_len > *len) {
+	if (p->l3_off < FL_ETH_HLEN || p->l3_off > FL_L2_MAX ||
+	    p->ip_len < FL_IPV4_HLEN || (__u32)p->l3_off + p->ip_len > *len) {
 		*reason = FL_DROP_IP_BAD_HEADER;
 		return -1;
 	}
@@ -317,14 +298,14 @@ int fl_encap(const struct fl_encap_ctx *c, enum fl_method m, const struct fl_bac
 
 __u32 fl_encap_overhead(enum fl_method m, __u8 backend_family)
 {
-	const __u32 ip = backend_family == FL_AF_INET6 ? FL_ENCAP_IP6_LEN : FL_ENCAP_IP4_LEN;
+	const __u32 ip = backend_family == FL_AF_INET6 ? FL_IPV6_HLEN : FL_IPV4_HLEN;
 
 	switch (m) {
 	case FL_METHOD_IPIP:
 	case FL_METHOD_IP6IP6:
 		return ip;
 	case FL_METHOD_GUE:
-		return ip + FL_ENCAP_UDP_LEN;
+		return ip + FL_UDP_HLEN;
 	default:
 		return 0;
 	}
@@ -353,7 +334,7 @@ static inline void put_icmp(__u8 *dst, __u8 type, __u8 code, __u32 mtu, const __
 {
 	__u64 w = type | (__u32)code << 8 | (__u64)htonl(mtu) << 32;
 
-	memcpy(dst + ICMP_HLEN, quote, q);
+	memcpy(dst + FL_ICMP_HLEN, quote, q);
 	w |= (__u64)(__u16)~csum_fold(csum_add(csum_add64(sum, w), quote, q)) << 16;
 	store64(dst, w);
 }
@@ -361,7 +342,7 @@ static inline void put_icmp(__u8 *dst, __u8 type, __u8 code, __u32 mtu, const __
 static __u32 too_big4(const __u8 *frame, const struct fl_pkt *p, __be32 src, __u16 mtu,
 		      __u8 *out, __u32 room)
 {
-	const __u32 l3 = p->l3_off, hdr = l3 + FL_ENCAP_IP4_LEN + ICMP_HLEN;
+	const __u32 l3 = p->l3_off, hdr = l3 + FL_IPV4_HLEN + FL_ICMP_HLEN;
 	const __u8 *ip = frame + l3;
 	const __u32 ihl = (ip[0] & 0x0fu) * 4;
 	__be16 frag;
@@ -373,25 +354,26 @@ static __u32 too_big4(const __u8 *frame, const struct fl_pkt *p, __be32 src, __u
 	/* RFC 1812 4.3.2.7: no error about a non-first fragment, nor to a
 	 * source that is not one host (0/8 "this network", multicast, class E,
 	 * broadcast). */
-	if (ntohs(frag) & IP4_OFFSET || ip[12] == 0 || ip[12] >= 224)
+	if (ntohs(frag) & FL_IPV4_OFF || ip[12] == 0 || ip[12] >= 224)
 		return 0;
-	q = quote_len(p->ip_len, ICMP4_MAX_IP - FL_ENCAP_IP4_LEN - ICMP_HLEN, room, hdr, ihl + 8);
+	q = quote_len(p->ip_len, FL_ICMP4_MAX_IP - FL_IPV4_HLEN - FL_ICMP_HLEN, room, hdr,
+		      ihl + FL_L4_PORTS_LEN);
 	if (q == 0)
 		return 0;
 
-	put_l2(out, frame, l3, frame + 6, frame, ETH_P_IP);
+	put_l2(out, frame, l3, frame + 6, frame, FL_ETH_P_IPV4);
 	/* Precedence "internetwork control", as Linux marks its ICMP errors;
 	 * not DF, so an ID that varies like the offending packet's. */
-	put_ip4(out + l3, 0xc0, FL_ENCAP_IP4_LEN + ICMP_HLEN + q, ip4_id(0, ip, 0, p->hash), 0,
-		IPPROTO_ICMP, src, client);
-	put_icmp(out + l3 + FL_ENCAP_IP4_LEN, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu, ip, q, 0);
+	put_ip4(out + l3, 0xc0, FL_IPV4_HLEN + FL_ICMP_HLEN + q, ip4_id(0, ip, 0, p->hash), 0,
+		FL_P_ICMP, src, client);
+	put_icmp(out + l3 + FL_IPV4_HLEN, FL_ICMP_DEST_UNREACH, FL_ICMP_FRAG_NEEDED, mtu, ip, q, 0);
 	return hdr + q;
 }
 
 static __u32 too_big6(const __u8 *frame, const struct fl_pkt *p, const __u8 *src, __u16 mtu,
 		      __u8 *out, __u32 room)
 {
-	const __u32 l3 = p->l3_off, hdr = l3 + FL_ENCAP_IP6_LEN + ICMP_HLEN;
+	const __u32 l3 = p->l3_off, hdr = l3 + FL_IPV6_HLEN + FL_ICMP_HLEN;
 	const __u8 *ip = frame + l3, *client = ip + 8;
 	__u64 a[2];
 	__u32 q;
@@ -401,15 +383,15 @@ static __u32 too_big6(const __u8 *frame, const struct fl_pkt *p, const __u8 *src
 	memcpy(a, client, 16);
 	if ((a[0] | a[1]) == 0 || client[0] == 0xff)
 		return 0;
-	q = quote_len(p->ip_len, ICMP6_MAX_IP - FL_ENCAP_IP6_LEN - ICMP_HLEN, room, hdr,
-		      FL_ENCAP_IP6_LEN + 8);
+	q = quote_len(p->ip_len, FL_ICMP6_MAX_IP - FL_IPV6_HLEN - FL_ICMP_HLEN, room, hdr,
+		      FL_IPV6_HLEN + FL_L4_PORTS_LEN);
 	if (q == 0)
 		return 0;
 
-	put_l2(out, frame, l3, frame + 6, frame, ETH_P_IPV6);
-	put_ip6(out + l3, ip6_word0(0, 0, ICMP_HLEN + q, IPPROTO_ICMPV6, 64), src, client);
-	put_icmp(out + l3 + FL_ENCAP_IP6_LEN, ICMPV6_PKT_TOOBIG, 0, mtu, ip, q,
-		 csum_pseudo6(src, client, ICMP_HLEN + q, IPPROTO_ICMPV6));
+	put_l2(out, frame, l3, frame + 6, frame, FL_ETH_P_IPV6);
+	put_ip6(out + l3, ip6_word0(0, 0, FL_ICMP_HLEN + q, FL_P_ICMPV6, 64), src, client);
+	put_icmp(out + l3 + FL_IPV6_HLEN, FL_ICMPV6_PKT_TOOBIG, 0, mtu, ip, q,
+		 csum_pseudo6(src, client, FL_ICMP_HLEN + q, FL_P_ICMPV6));
 	return hdr + q;
 }
 
@@ -419,7 +401,7 @@ __u32 fl_icmp_too_big(const __u8 *frame, const struct fl_pkt *p, const union fl_
 	/* RFC 1122 3.2.2, RFC 4443 2.4(e): never an error about an error. */
 	if (p->flags & FL_PKT_ICMP_ERROR)
 		return 0;
-	if (p->l3_off < ETH_HLEN || p->l3_off > FL_ENCAP_L2_MAX)
+	if (p->l3_off < FL_ETH_HLEN || p->l3_off > FL_L2_MAX)
 		return 0;
 	if (p->key.family == FL_AF_INET6)
 		return too_big6(frame, p, src->bytes, mtu, out, room);

@@ -18,14 +18,9 @@
 #include "pkt.h"
 #include "tables.h"
 
-/* Outer header sizes; the L2 header of the received frame comes on top. */
-#define FL_ENCAP_IP4_LEN 20u
-#define FL_ENCAP_IP6_LEN 40u
-#define FL_ENCAP_UDP_LEN 8u
-/* The most a method adds: GUE over IPv6. */
-#define FL_ENCAP_MAX_OVERHEAD (FL_ENCAP_IP6_LEN + FL_ENCAP_UDP_LEN)
-/* The longest L2 header the parse stage accepts: Ethernet and two 802.1Q tags. */
-#define FL_ENCAP_L2_MAX 22u
+/* The most a method adds in front of the received frame's L2 header: GUE
+ * over IPv6. */
+#define FL_ENCAP_MAX_OVERHEAD (FL_IPV6_HLEN + FL_UDP_HLEN)
 
 /* Per port, fixed at start; shared read-only by the workers of the port. */
 struct fl_encap_ctx {

@@ -119,16 +119,19 @@ fl_routed() {
 	ip -n "$ns_cli" route add "$1/32" via 10.99.0.1
 }
 
-# fl_l2dsr_flat VIP BLIND_BPF: the L2 DSR tests' network, in the namespaces
-# of `fl_ns cli lb be br`: one bridge br0 with the client's c0 (10.99.0.2,
-# the VIP routed to 10.99.0.1), the balancer's l0 (no address: the kernel is
-# blind there, fulcrum-dp's port, offloads off) and the backend's b0
-# (10.99.0.3, the VIP on lo, not answering ARP for it).
+# fl_l2dsr_flat VIP: the L2 DSR tests' network, in namespaces cli lb be br
+# made here: one bridge br0 with the client's c0 (10.99.0.2, the VIP routed
+# to 10.99.0.1), the balancer's l0 (no address: the kernel is blind there,
+# by the tc program $FL_BLIND_BPF; fulcrum-dp's port, offloads off) and the
+# backend's b0 (10.99.0.3, the VIP on lo, not answering ARP for it, its MAC
+# in $be_mac).
 fl_l2dsr_flat() {
+	local blind=${FL_BLIND_BPF:?}
+	fl_ns cli lb be br
 	fl_bridge "$ns_br" br0
 	fl_join "$ns_cli" c0 "$ns_br" br0 10.99.0.2/24
 	fl_join "$ns_lb" l0 "$ns_br" br0
-	fl_blind "$ns_lb" l0 "$2"
+	fl_blind "$ns_lb" l0 "$blind"
 	fl_join "$ns_be" b0 "$ns_br" br0 10.99.0.3/24
 	fl_offloads_off "$ns_lb" l0 rx tx gro gso tso
 	fl_offloads_off "$ns_cli" c0
@@ -136,6 +139,7 @@ fl_l2dsr_flat() {
 	ip -n "$ns_cli" route add "$1/32" via 10.99.0.1
 	ip -n "$ns_be" addr add "$1/32" dev lo
 	ip netns exec "$ns_be" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+	be_mac=$(fl_mac "$ns_be" b0)
 }
 
 # fl_decap_backend NS IFC ADDR GATEWAY VIP DECAP: a backend on bridge br1
@@ -151,6 +155,18 @@ fl_decap_backend() {
 	ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 	ip netns exec "$ns" "$6" attach "$ifc" >"$fl_dir/decap-$ifc.log" 2>&1 ||
 		fail "fulcrum-decap attach $ifc: $(cat "$fl_dir/decap-$ifc.log")"
+}
+
+# fl_decap_backends VIP GATEWAY N DECAP: fl_decap_backend for be1..beN
+# (namespaces ns_be1..ns_beN), IFC b<i> at 10.99.1.(i + 2), each with an
+# HTTP server on port 80 answering "backend be<i>".
+fl_decap_backends() {
+	local i ns
+	for i in $(seq 1 "$3"); do
+		ns=ns_be$i
+		fl_decap_backend "${!ns}" "b$i" "10.99.1.$((i + 2))/24" "$2" "$1" "$4"
+		fl_http "${!ns}" 80 "backend be$i"
+	done
 }
 
 # fl_offloads_off NS IFC [FEATURE...]: af_packet hands fulcrum-dp whole
@@ -229,12 +245,38 @@ vips = ( $4 );
 CONF
 }
 
-# fl_dp_start NS CONF HOST_ADDR/PREFIX: publishes the tables, starts
-# fulcrum-dp in NS, and puts the balancer host's own address on the TAP it
-# makes (fl-n<pid>): the host is reachable only through the exception path.
+# fl_xdp_config FILE XDP DATAPLANE_EXTRA VIPS: a fulcrum-cp config for xdp
+# mode with a control socket, XDP inside `dataplane.xdp` (interfaces,
+# knobs), DATAPLANE_EXTRA inside `dataplane` (next hop, tunnel source) and
+# VIPS as the vips list's body.
+fl_xdp_config() {
+	cat >"$1" <<CONF
+global: { shm_name = "$fl_dir/shm"; control_socket = "$fl_dir/ctl.sock"; };
+limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
+dataplane: {
+  mode = "xdp";
+  xdp: { $2 };
+$3
+  conntrack: { capacity = 4096; };
+};
+healthcheck: { type = "none"; };
+vips = ( $4 );
+CONF
+}
+
+# fl_dp_start NS CONF HOST_ADDR/PREFIX: publishes the tables with
+# fulcrum-tables, then fl_dp_run.
 fl_dp_start() {
+	"$FL_BUILD_DIR/cp/fulcrum-tables" "$2" >/dev/null || fail "fulcrum-tables"
+	fl_dp_run "$@"
+}
+
+# fl_dp_run NS CONF HOST_ADDR/PREFIX: starts fulcrum-dp in NS on tables
+# published already (or by fulcrum-cp), and puts the balancer host's own
+# address on the TAP it makes (fl-n<pid>): the host is reachable only
+# through the exception path.
+fl_dp_run() {
 	local ns=$1 conf=$2 addr=$3 tap=fl-n$$ i
-	"$FL_BUILD_DIR/cp/fulcrum-tables" "$conf" >/dev/null || fail "fulcrum-tables"
 	ip netns exec "$ns" "$FL_BUILD_DIR/dp/fulcrum-dp" -c "$conf" >"$fl_dir/dp.log" 2>&1 &
 	fl_dp_pid=$!
 	for i in $(seq 1 40); do

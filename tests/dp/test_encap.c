@@ -78,6 +78,38 @@ static void set16(uint8_t *d, unsigned v)
 	d[1] = (uint8_t)v;
 }
 
+/* Ethernet from src to dst, one 802.1Q tag (TCI) if vlan, then ethertype. */
+static void put_l2(struct frame *w, const uint8_t *dst, const uint8_t *src, int vlan,
+		   unsigned ethertype)
+{
+	putn(w, dst, 6);
+	putn(w, src, 6);
+	if (vlan) {
+		put16(w, 0x8100);
+		put16(w, TCI);
+	}
+	put16(w, ethertype);
+}
+
+/* An IPv4 header without options, its checksum by the reference routine. */
+static void put_ip4(struct frame *w, uint8_t tos, unsigned tot_len, unsigned id, unsigned frag,
+		    uint8_t ttl, uint8_t proto, const uint8_t *src, const uint8_t *dst)
+{
+	const size_t at = w->len;
+
+	put8(w, 0x45);
+	put8(w, tos);
+	put16(w, tot_len);
+	put16(w, id);
+	put16(w, frag);
+	put8(w, ttl);
+	put8(w, proto);
+	put16(w, 0);
+	putn(w, src, 4);
+	putn(w, dst, 4);
+	set16(w->b + at + 10, (uint16_t)~ref_fold(ref_sum(0, w->b + at, 20)));
+}
+
 /* ---- received frames ---- */
 
 struct rx {
@@ -104,26 +136,10 @@ static void rx_build(struct rx *r, int family, int vlan, uint32_t payload, int d
 	r->frame = r->buf + HEADROOM;
 	r->vlan = vlan;
 	w.len = 0;
-	putn(&w, PORT_MAC, 6);
-	putn(&w, PEER_MAC, 6);
-	if (vlan) {
-		put16(&w, 0x8100);
-		put16(&w, TCI);
-	}
-	put16(&w, family == 6 ? 0x86dd : 0x0800);
+	put_l2(&w, PORT_MAC, PEER_MAC, vlan, family == 6 ? 0x86dd : 0x0800);
 	l3 = w.len;
 	if (family == 4) {
-		put8(&w, 0x45);
-		put8(&w, tos);
-		put16(&w, (unsigned)ip_len);
-		put16(&w, 0x1234);
-		put16(&w, df ? 0x4000 : 0);
-		put8(&w, 57);
-		put8(&w, 6);
-		put16(&w, 0);
-		putn(&w, CLIENT4, 4);
-		putn(&w, VIP4, 4);
-		set16(w.b + l3 + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + l3, 20)));
+		put_ip4(&w, tos, (unsigned)ip_len, 0x1234, df ? 0x4000 : 0, 57, 6, CLIENT4, VIP4);
 	} else {
 		put32(&w, 6u << 28 | (uint32_t)tos << 20 | 0xabcde);
 		put16(&w, 20 + payload);
@@ -189,6 +205,32 @@ static void backend_init(struct fl_backend *b, int family)
 	memcpy(b->mac, BACKEND_MAC, 6);
 }
 
+/* One fl_encap call: the received frame, the port's context, the backend,
+ * and the frame pointer and length fl_encap moves. */
+struct encap_call {
+	struct rx r;
+	struct fl_encap_ctx c;
+	struct fl_backend b;
+	uint8_t *f;
+	uint32_t len;
+};
+
+/* After e->r is built: a port with this mtu, a backend of family bfam, the
+ * frame as received. */
+static void encap_prepare(struct encap_call *e, __u16 mtu, int bfam)
+{
+	ctx_init(&e->c, mtu);
+	backend_init(&e->b, bfam);
+	e->f = e->r.frame;
+	e->len = e->r.len;
+}
+
+static int encap_run(struct encap_call *e, enum fl_method m, __u32 headroom,
+		     enum fl_drop_reason *why)
+{
+	return fl_encap(&e->c, m, &e->b, &e->r.p, &e->f, &e->len, headroom, why);
+}
+
 /*
  * The frame fl_encap must produce, written out from the method's definition
  * (encap.h and the RFCs), independently of encap.c.
@@ -204,30 +246,16 @@ static size_t expected(uint8_t *out, const struct rx *r, enum fl_method m, int b
 	const uint8_t proto = gue ? 17 : inner6 ? 41 : 4;
 	const int df = inner6 || (inner[6] & 0x40);
 	static struct frame w;
-	size_t ip_at, udp_at = 0;
+	size_t udp_at = 0;
 
 	w.len = 0;
 
-	putn(&w, m == FL_METHOD_L2DSR ? BACKEND_MAC : NH_MAC, 6);
-	putn(&w, PORT_MAC, 6);
-	if (r->vlan) {
-		put16(&w, 0x8100);
-		put16(&w, TCI);
-	}
-	put16(&w, outer6 ? 0x86dd : 0x0800);
-	ip_at = w.len;
+	put_l2(&w, m == FL_METHOD_L2DSR ? BACKEND_MAC : NH_MAC, PORT_MAC, r->vlan,
+	       outer6 ? 0x86dd : 0x0800);
 	if (m != FL_METHOD_L2DSR && !outer6) {
-		put8(&w, 0x45);
-		put8(&w, r->p.tos);
-		put16(&w, 20 + payload);
-		put16(&w, df ? 0 : (unsigned)(get16(inner + 4) ^ (HASH >> 16)));
-		put16(&w, df ? 0x4000 : 0);
-		put8(&w, 64);
-		put8(&w, proto);
-		put16(&w, 0);
-		putn(&w, TUN4, 4);
-		putn(&w, BACKEND4, 4);
-		set16(w.b + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + ip_at, 20)));
+		put_ip4(&w, r->p.tos, 20 + payload,
+			df ? 0 : (unsigned)(get16(inner + 4) ^ (HASH >> 16)), df ? 0x4000 : 0, 64,
+			proto, TUN4, BACKEND4);
 	} else if (m != FL_METHOD_L2DSR) {
 		put32(&w, 6u << 28 | (uint32_t)r->p.tos << 20 | ((HASH >> 12) & 0xfffff));
 		put16(&w, payload);
@@ -382,23 +410,16 @@ static void test_ipip_golden(void)
 		0x9c, 0x40, 0x01, 0xbb, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
 		0x50, 0x18, 0xff, 0xff, 0xbe, 0xef, 0x00, 0x00,
 	};
-	static struct rx r;
-	struct fl_encap_ctx c;
-	struct fl_backend b;
+	static struct encap_call e;
 	enum fl_drop_reason why;
-	uint8_t *f;
-	uint32_t len;
 
-	rx_build(&r, 4, 0, 0, 1, 0x2e);
-	ctx_init(&c, 1500);
-	backend_init(&b, 4);
-	f = r.frame;
-	len = r.len;
-	REQUIRE(fl_encap(&c, FL_METHOD_IPIP, &b, &r.p, &f, &len, HEADROOM, &why) == 0, "encap");
-	REQUIRE(len == sizeof(want), "len %u", len);
-	if (memcmp(f, want, sizeof(want)) != 0) {
+	rx_build(&e.r, 4, 0, 0, 1, 0x2e);
+	encap_prepare(&e, 1500, 4);
+	REQUIRE(encap_run(&e, FL_METHOD_IPIP, HEADROOM, &why) == 0, "encap");
+	REQUIRE(e.len == sizeof(want), "len %u", e.len);
+	if (memcmp(e.f, want, sizeof(want)) != 0) {
 		CHECK(0, "bytes differ from the golden frame");
-		dump("got", f, len);
+		dump("got", e.f, e.len);
 	}
 }
 
@@ -475,20 +496,13 @@ static void test_l2dsr(void)
 /* L2 DSR needs no headroom at all. */
 static void test_l2dsr_no_headroom_needed(void)
 {
-	static struct rx r;
-	struct fl_encap_ctx c;
-	struct fl_backend b;
+	static struct encap_call e;
 	enum fl_drop_reason why;
-	uint8_t *f;
-	uint32_t len;
 
-	rx_build(&r, 4, 1, 10, 1, 0);
-	ctx_init(&c, 1500);
-	backend_init(&b, 4);
-	f = r.frame;
-	len = r.len;
-	CHECK(fl_encap(&c, FL_METHOD_L2DSR, &b, &r.p, &f, &len, 0, &why) == 0, "headroom 0");
-	CHECK(f == r.frame && len == r.len - PAD_LEN, "in place, padding gone");
+	rx_build(&e.r, 4, 1, 10, 1, 0);
+	encap_prepare(&e, 1500, 4);
+	CHECK(encap_run(&e, FL_METHOD_L2DSR, 0, &why) == 0, "headroom 0");
+	CHECK(e.f == e.r.frame && e.len == e.r.len - PAD_LEN, "in place, padding gone");
 }
 
 struct variant {
@@ -507,28 +521,23 @@ static const struct variant variants[] = {
 static int try_encap(const struct variant *v, int df, uint32_t payload, __u16 mtu,
 		     __u32 headroom, int zero_mac, enum fl_drop_reason *why)
 {
-	static struct rx r;
-	struct fl_encap_ctx c;
-	struct fl_backend b;
-	uint8_t *f;
-	uint32_t len;
+	static struct encap_call e;
+	const struct rx *r = &e.r;
 	int rc;
 
-	rx_build(&r, v->ifam, 1, payload, df, 0);
-	ctx_init(&c, mtu);
-	backend_init(&b, v->bfam);
+	rx_build(&e.r, v->ifam, 1, payload, df, 0);
+	encap_prepare(&e, mtu, v->bfam);
 	if (zero_mac) {
-		memset(b.mac, 0, 6);
-		memset(c.next_hop_mac, 0, 6);
+		memset(e.b.mac, 0, 6);
+		memset(e.c.next_hop_mac, 0, 6);
 	}
-	f = r.frame;
-	len = r.len;
-	rc = fl_encap(&c, v->m, &b, &r.p, &f, &len, headroom, why);
+	rc = encap_run(&e, v->m, headroom, why);
 	if (rc != 0) {
-		CHECK(f == r.frame && len == r.len, "%s: frame moved on failure", mname(v->m));
-		CHECK(memcmp(r.buf, (uint8_t[BUF_SIZE]){0}, HEADROOM) == 0,
+		CHECK(e.f == r->frame && e.len == r->len, "%s: frame moved on failure",
+		      mname(v->m));
+		CHECK(memcmp(r->buf, (uint8_t[BUF_SIZE]){0}, HEADROOM) == 0,
 		      "%s: headroom written on failure", mname(v->m));
-		CHECK(memcmp(r.frame, r.orig, r.len) == 0, "%s: frame changed on failure",
+		CHECK(memcmp(r->frame, r->orig, r->len) == 0, "%s: frame changed on failure",
 		      mname(v->m));
 	}
 	return rc;
@@ -594,26 +603,17 @@ static void test_no_next_hop(void)
 /* A method that is none, and a record that does not fit its frame. */
 static void test_bad_input(void)
 {
-	static struct rx r;
-	struct fl_encap_ctx c;
-	struct fl_backend b;
+	static struct encap_call e;
 	enum fl_drop_reason why = FL_DROP__MAX;
-	uint8_t *f;
-	uint32_t len;
 
-	rx_build(&r, 4, 0, 10, 1, 0);
-	ctx_init(&c, 1500);
-	backend_init(&b, 4);
-	f = r.frame;
-	len = r.len;
-	CHECK(fl_encap(&c, FL_METHOD_NONE, &b, &r.p, &f, &len, HEADROOM, &why) != 0 &&
-		      why == FL_DROP_NO_BACKEND,
+	rx_build(&e.r, 4, 0, 10, 1, 0);
+	encap_prepare(&e, 1500, 4);
+	CHECK(encap_run(&e, FL_METHOD_NONE, HEADROOM, &why) != 0 && why == FL_DROP_NO_BACKEND,
 	      "method none");
-	len = r.p.l3_off + r.p.ip_len - 1;
-	CHECK(fl_encap(&c, FL_METHOD_IPIP, &b, &r.p, &f, &len, HEADROOM, &why) != 0 &&
-		      why == FL_DROP_IP_BAD_HEADER,
+	e.len = e.r.p.l3_off + e.r.p.ip_len - 1;
+	CHECK(encap_run(&e, FL_METHOD_IPIP, HEADROOM, &why) != 0 && why == FL_DROP_IP_BAD_HEADER,
 	      "ip_len past the frame");
-	CHECK(memcmp(r.frame, r.orig, r.len) == 0, "frame untouched");
+	CHECK(memcmp(e.r.frame, e.r.orig, e.r.len) == 0, "frame untouched");
 }
 
 /* ---- too-big answers ---- */
@@ -656,52 +656,50 @@ static void check_answer(const struct rx *r, const uint8_t *a, uint32_t alen, ui
 	}
 }
 
+/* The answer to r with mtu, checked by check_answer to carry mtu and
+ * quote bytes of r's IP packet. */
+static void check_too_big(const struct rx *r, uint16_t mtu, uint32_t quote)
+{
+	static uint8_t out[2048];
+	uint32_t n = fl_icmp_too_big(r->frame, &r->p, &r->p.key.dst, mtu, out, sizeof(out));
+
+	check_answer(r, out, n, mtu, quote);
+}
+
 static void test_icmp4_too_big(void)
 {
-	static struct rx r;
+	static struct encap_call e;
 	static uint8_t out[2048];
-	struct fl_encap_ctx c;
-	struct fl_backend b;
 	enum fl_drop_reason why;
 	uint16_t mtu = (uint16_t)(1500 - fl_encap_overhead(FL_METHOD_GUE, FL_AF_INET));
-	uint8_t *f;
-	uint32_t len, n;
+	uint32_t n;
 
 	for (int vlan = 0; vlan <= 1; vlan++) {
 		/* A full-size segment is refused, then answered with a quote cut
 		 * to 576 bytes of IP. */
-		rx_build(&r, 4, vlan, 1460, 1, 0x10);
-		ctx_init(&c, 1500);
-		backend_init(&b, 4);
-		f = r.frame;
-		len = r.len;
-		REQUIRE(fl_encap(&c, FL_METHOD_GUE, &b, &r.p, &f, &len, HEADROOM, &why) != 0 &&
-				why == FL_DROP_TOO_BIG,
+		rx_build(&e.r, 4, vlan, 1460, 1, 0x10);
+		encap_prepare(&e, 1500, 4);
+		REQUIRE(encap_run(&e, FL_METHOD_GUE, HEADROOM, &why) != 0 && why == FL_DROP_TOO_BIG,
 			"1500-byte packet over GUE");
-		n = fl_icmp_too_big(r.frame, &r.p, &r.p.key.dst, mtu, out, sizeof(out));
-		check_answer(&r, out, n, 1472, 576 - 28);
+		n = fl_icmp_too_big(e.r.frame, &e.r.p, &e.r.p.key.dst, mtu, out, sizeof(out));
+		check_answer(&e.r, out, n, 1472, 576 - 28);
 
 		/* A short packet is quoted whole, its padding not. */
-		rx_build(&r, 4, vlan, 3, 1, 0);
-		n = fl_icmp_too_big(r.frame, &r.p, &r.p.key.dst, 1400, out, sizeof(out));
-		check_answer(&r, out, n, 1400, r.p.ip_len);
+		rx_build(&e.r, 4, vlan, 3, 1, 0);
+		check_too_big(&e.r, 1400, e.r.p.ip_len);
 	}
 }
 
 static void test_icmp6_too_big(void)
 {
 	static struct rx r;
-	static uint8_t out[2048];
-	uint32_t n;
 
 	for (int vlan = 0; vlan <= 1; vlan++) {
 		rx_build(&r, 6, vlan, 1440, 1, 0);
-		n = fl_icmp_too_big(r.frame, &r.p, &r.p.key.dst, 1452, out, sizeof(out));
-		check_answer(&r, out, n, 1452, 1280 - 48);
+		check_too_big(&r, 1452, 1280 - 48);
 
 		rx_build(&r, 6, vlan, 11, 1, 0);
-		n = fl_icmp_too_big(r.frame, &r.p, &r.p.key.dst, 1460, out, sizeof(out));
-		check_answer(&r, out, n, 1460, r.p.ip_len);
+		check_too_big(&r, 1460, r.p.ip_len);
 	}
 }
 
@@ -712,28 +710,14 @@ static void test_icmp4_exact(void)
 	static uint8_t out[256];
 	static struct frame w;
 	const uint8_t *want = w.b;
-	size_t ip_at, icmp_at;
+	size_t icmp_at;
 	uint32_t n;
 
 	rx_build(&r, 4, 1, 8, 1, 0);
 	n = fl_icmp_too_big(r.frame, &r.p, &r.p.key.dst, 1480, out, sizeof(out));
-	putn(&w, PEER_MAC, 6);
-	putn(&w, PORT_MAC, 6);
-	put16(&w, 0x8100);
-	put16(&w, TCI);
-	put16(&w, 0x0800);
-	ip_at = w.len;
-	put8(&w, 0x45);
-	put8(&w, 0xc0);			/* precedence "internetwork control" */
-	put16(&w, 20 + 8 + r.p.ip_len);
-	put16(&w, 0x1234 ^ (HASH >> 16));	/* not DF, so a varying ID */
-	put16(&w, 0);
-	put8(&w, 64);
-	put8(&w, 1);
-	put16(&w, 0);
-	putn(&w, VIP4, 4);
-	putn(&w, CLIENT4, 4);
-	set16(w.b + ip_at + 10, (uint16_t)~ref_fold(ref_sum(0, w.b + ip_at, 20)));
+	put_l2(&w, PEER_MAC, PORT_MAC, 1, 0x0800);
+	/* precedence "internetwork control"; not DF, so a varying ID */
+	put_ip4(&w, 0xc0, 20 + 8 + r.p.ip_len, 0x1234 ^ (HASH >> 16), 0, 64, 1, VIP4, CLIENT4);
 	icmp_at = w.len;
 	put8(&w, 3);
 	put8(&w, 4);

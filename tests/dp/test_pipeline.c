@@ -53,28 +53,9 @@ static const struct { __u16 port; __u8 proto, method; } vip_def[NVIPS] = {
 #define ROUTER 0xcb007101u		/* 203.0.113.1 */
 #define GUE_PORT 6080
 
+#include "tables_model.h"
+
 /* ---- the tables, as fulcrum-cp would publish them ---------------------- */
-
-struct model {
-	__u64 seed;
-	struct fl_vip vips[NVIPS];
-	struct fl_backend be[NB];
-	__u32 ring[NVIPS][M];
-};
-
-static void model_backend(struct model *m, __u32 id, __u32 vip, __u32 addr)
-{
-	struct fl_backend *b = &m->be[id];
-
-	memset(b, 0, sizeof(*b));
-	b->key.addr.v4 = htonl(addr);
-	b->key.family = FL_AF_INET;
-	b->epoch = 1;
-	b->vip_id = vip;
-	b->weight = 1;
-	b->state = FL_BACKEND_UP;
-	memcpy(b->mac, (const __u8[6]){ 2, 0, 0, 0, 0x0b, (__u8)id }, 6);
-}
 
 /* VIPs 0..5; backends 0-3 for IPIP, 4-6 GUE, 7-8 L2DSR, 9-11 IPIP2, 12-13 UDP. */
 static void model_init(struct model *m)
@@ -95,48 +76,14 @@ static void model_init(struct model *m)
 		x->ring_offset = v * M;
 		x->ring_size = M;
 		for (__u32 i = 0; i < count[v]; i++)
-			model_backend(m, first[v] + i, v, 0x0a010001u + first[v] + i);
+			model_backend(m, first[v] + i, v, FL_AF_INET, first[v] + i + 1);
 	}
 }
 
-/* Rings from the backends that are up, as the control plane builds them. */
-static int model_rings(struct model *m)
-{
-	char err[256];
-
-	for (__u32 v = 0; v < NVIPS; v++) {
-		struct fl_maglev_backend in[NB];
-		size_t n = 0;
-
-		for (__u32 id = 0; id < NB; id++)
-			if (m->be[id].epoch && m->be[id].vip_id == v && m->be[id].state == FL_BACKEND_UP)
-				in[n++] = (struct fl_maglev_backend){ m->be[id].key, id, m->be[id].weight };
-		if (fl_maglev_build(in, n, M, m->ring[v], err, sizeof(err)) != 0) {
-			fprintf(stderr, "maglev: %s\n", err);
-			return -1;
-		}
-	}
-	return 0;
-}
-
+/* Every mapping here is made with params. */
 static int publish(struct fl_shm *shm, struct model *m)
 {
-	char err[256];
-	struct fl_tables *t;
-
-	if (model_rings(m) || fl_writer_acquire(shm, 2000, 1000, &t, err, sizeof(err)) != 0)
-		return -1;
-	t->hdr->hash_seed = m->seed;
-	t->hdr->vip_count = NVIPS;
-	t->hdr->backend_count = NB;
-	t->hdr->ring_used = NVIPS * M;
-	memset(t->vips, 0, params.max_vips * sizeof(*t->vips));
-	memcpy(t->vips, m->vips, sizeof(m->vips));
-	memset(t->backends, 0, params.max_backends * sizeof(*t->backends));
-	memcpy(t->backends, m->be, sizeof(m->be));
-	memcpy(t->ring, m->ring, sizeof(m->ring));
-	fl_tables_index_vips(t);
-	return fl_writer_publish(shm);
+	return model_publish(shm, &params, m, NULL);
 }
 
 /* The backend the ring of VIP v gives the flow client:cport -> v. */
@@ -547,25 +494,45 @@ static void test_malformed(void)
 	env_free(e);
 }
 
-/* Establishes n flows to VIP_IPIP; fills where[] with their backends. */
-static void establish(struct env *e, unsigned n, int *where, unsigned base)
+/* A worker (4096 records) with n flows established to VIP_IPIP, flow i
+ * from CLIENT(i):10000 + i; fills where[] with their backends. */
+static struct env *env_with_flows(const char *tag, unsigned n, int *where)
 {
-	for (unsigned i = 0; i < n; i++) {
-		where[i] = flow_to(e, V_IPIP, CLIENT(base + i), 10000 + i, TH_SYN);
-		flow_to(e, V_IPIP, CLIENT(base + i), 10000 + i, TH_ACK);
+	struct env *e = env_new(tag, NULL, 4096, 10);
+
+	for (unsigned i = 0; e && i < n; i++) {
+		where[i] = flow_to(e, V_IPIP, CLIENT(i), 10000 + i, TH_SYN);
+		flow_to(e, V_IPIP, CLIENT(i), 10000 + i, TH_ACK);
 	}
+	return e;
+}
+
+/* Sends the ACK of each of the n flows env_with_flows made again; counts
+ * those not where they must be: a flow of backend gone (where[i] == gone)
+ * on the ring's choice now, any other on its backend where[i]. */
+static unsigned misplaced(struct env *e, unsigned n, const int *where, int gone)
+{
+	unsigned wrong = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		int id = flow_to(e, V_IPIP, CLIENT(i), 10000 + i, TH_ACK);
+		int want = where[i] == gone ? (int)predict(&e->m, V_IPIP, CLIENT(i), (__u16)(10000 + i))
+					    : where[i];
+
+		wrong += id != want;
+	}
+	return wrong;
 }
 
 static void test_sticky_on_change(void)
 {
-	struct env *e = env_new("sticky", NULL, 4096, 10);
 	int where[300];
+	struct env *e = env_with_flows("sticky", 300, where);
 	unsigned moved = 0, stayed_wrong = 0, changed_by_ring = 0;
 
 	REQUIRE(e, "environment");
-	establish(e, 300, where, 0);
 	/* Backend 20 joins VIP_IPIP, and backend 3 leaves (its id freed). */
-	model_backend(&e->m, 20, V_IPIP, 0x0a010099u);
+	model_backend(&e->m, 20, V_IPIP, FL_AF_INET, 0x99);
 	memset(&e->m.be[3], 0, sizeof(e->m.be[3]));
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
 	for (unsigned i = 0; i < 300; i++) {
@@ -600,12 +567,11 @@ static void test_sticky_on_change(void)
 
 static void test_drain_and_down(void)
 {
-	struct env *e = env_new("drain", NULL, 4096, 10);
 	int where[300];
+	struct env *e = env_with_flows("drain", 300, where);
 	unsigned wrong = 0, on1 = 0;
 
 	REQUIRE(e, "environment");
-	establish(e, 300, where, 0);
 	e->m.be[1].state = FL_BACKEND_DRAINING;
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
 	for (unsigned i = 0; i < 300; i++) {
@@ -639,36 +605,25 @@ static void test_drain_and_down(void)
 	/* Down: its flows go where the ring says now. */
 	e->m.be[1].state = FL_BACKEND_DOWN;
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
-	wrong = 0;
-	for (unsigned i = 0; i < 300; i++) {
-		int id = flow_to(e, V_IPIP, CLIENT(i), 10000 + i, TH_ACK);
-
-		wrong += where[i] == -1 ? id != (int)predict(&e->m, V_IPIP, CLIENT(i), (__u16)(10000 + i))
-					: id != where[i];
-	}
+	wrong = misplaced(e, 300, where, -1);
 	CHECK(wrong == 0, "down: %u flows wrong", wrong);
 	env_free(e);
 }
 
 static void test_epoch_change(void)
 {
-	struct env *e = env_new("epoch", NULL, 4096, 10);
 	int where[300];
+	struct env *e = env_with_flows("epoch", 300, where);
 	unsigned wrong = 0, on2 = 0;
 
 	REQUIRE(e, "environment");
-	establish(e, 300, where, 0);
 	/* Id 2 given to another backend: new epoch, new address, still up. */
-	model_backend(&e->m, 2, V_IPIP, 0x0a0100aau);
+	model_backend(&e->m, 2, V_IPIP, FL_AF_INET, 0xaa);
 	e->m.be[2].epoch = 2;
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
-	for (unsigned i = 0; i < 300; i++) {
-		int id = flow_to(e, V_IPIP, CLIENT(i), 10000 + i, TH_ACK);
-
+	for (unsigned i = 0; i < 300; i++)
 		on2 += where[i] == 2;
-		wrong += where[i] == 2 ? id != (int)predict(&e->m, V_IPIP, CLIENT(i), (__u16)(10000 + i))
-				       : id != where[i];
-	}
+	wrong = misplaced(e, 300, where, 2);
 	CHECK(on2 > 0 && wrong == 0, "epoch change: %u flows wrong", wrong);
 	CHECK(e->w.ctr->ct_reselected == on2, "%llu reselected, %u had the old epoch",
 	      (unsigned long long)e->w.ctr->ct_reselected, on2);
@@ -768,7 +723,7 @@ static void test_rate_cap(void)
 	/* Backend 0 leaves, the ring changes: recorded flows on others stay,
 	 * unrecorded ones follow the new ring. */
 	memset(&e->m.be[0], 0, sizeof(e->m.be[0]));
-	model_backend(&e->m, 21, V_IPIP, 0x0a0100bbu);
+	model_backend(&e->m, 21, V_IPIP, FL_AF_INET, 0xbb);
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
 	wrong = 0;
 	for (unsigned i = 0; i < 60; i++) {
@@ -790,14 +745,13 @@ static void test_rate_cap(void)
 
 static void test_icmp_error(void)
 {
-	struct env *e = env_new("icmp", NULL, 4096, 10);
 	struct frame f;
 	struct fl_buf b;
 	int where[100];
+	struct env *e = env_with_flows("icmp", 100, where);
 	unsigned moved = 0;
 
 	REQUIRE(e, "environment");
-	establish(e, 100, where, 0);
 	/* Backend 0 drains: out of the ring, its flows stay. Find a flow on
 	 * it whose new ring choice differs. */
 	e->m.be[0].state = FL_BACKEND_DRAINING;
@@ -1020,18 +974,17 @@ static void test_counters(void)
  * memory with no table in it is formatted. */
 static void test_restart_keeps_flows(void)
 {
-	struct env *e = env_new("restart", NULL, 4096, 10);
 	char err[256];
 	int where[100];
+	struct env *e = env_with_flows("restart", 100, where);
 	struct fl_ct_params p;
 	unsigned wrong = 0;
 
 	REQUIRE(e, "environment");
-	establish(e, 100, where, 0);
 	/* The ring changes while the worker is away. */
 	memset(&e->m.be[0], 0, sizeof(e->m.be[0]));
 	memset(&e->m.be[1], 0, sizeof(e->m.be[1]));
-	model_backend(&e->m, 22, V_IPIP, 0x0a0100ccu);
+	model_backend(&e->m, 22, V_IPIP, FL_AF_INET, 0xcc);
 	REQUIRE(publish(&e->shm, &e->m) == 0, "publish");
 	fl_worker_fini(&e->w);
 	fl_ct_params_default(&p);
@@ -1082,7 +1035,7 @@ static void swap_model(struct model *m, unsigned k)
 	for (unsigned id = 0; id < 4; id++)
 		memset(&m->be[id], 0, sizeof(m->be[id]));
 	for (unsigned id = 0; id < 4; id++)
-		model_backend(m, 16 * k + id, V_IPIP, 0x0a020001u + 16 * k + id);
+		model_backend(m, 16 * k + id, V_IPIP, FL_AF_INET, 0x10001u + 16 * k + id);
 	m->seed = 0x1111 * (k + 1);
 	model_rings(m);
 }
@@ -1097,15 +1050,8 @@ static int swap_publish(struct swap *s)
 		return -1;
 	/* The generation this slot will be published as: one writer. */
 	__u64 gen = (__atomic_load_n(&s->e->shm.hdr->published, __ATOMIC_RELAXED) >> 1) + 1;
-	const struct model *m = &s->set[gen & 1];
 
-	t->hdr->hash_seed = m->seed;
-	t->hdr->vip_count = NVIPS;
-	t->hdr->backend_count = NB;
-	memcpy(t->vips, m->vips, sizeof(m->vips));
-	memcpy(t->backends, m->be, sizeof(m->be));
-	memcpy(t->ring, m->ring, sizeof(m->ring));
-	fl_tables_index_vips(t);
+	model_write(t, &params, &s->set[gen & 1]);
 	return fl_writer_publish(&s->e->shm);
 }
 

@@ -9,15 +9,12 @@
 # exception path. Every address is inside namespaces this script makes.
 set -euo pipefail
 FL_BUILD_DIR=${FL_BUILD_DIR:?}
-blind=${FL_BLIND_BPF:?}
 FL_TEST=netns_l2dsr
 . "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 
 fl_setup
-fl_ns cli lb be br
-fl_l2dsr_flat $vip "$blind"
-be_mac=$(fl_mac $ns_be b0)
+fl_l2dsr_flat $vip
 
 fl_http $ns_be 80 "backend be1"
 fl_http $ns_lb 2222 "the balancer host"

@@ -10,15 +10,12 @@
 # there. Until then fulcrum-dp drops with no_next_hop; curl must then work.
 set -euo pipefail
 FL_BUILD_DIR=${FL_BUILD_DIR:?}
-blind=${FL_BLIND_BPF:?}
 FL_TEST=netns_l2dsr_neigh
 . "$(dirname "$0")/../../scripts/lib/netns.sh"
 vip=10.99.100.1
 
 fl_setup
-fl_ns cli lb be br
-fl_l2dsr_flat $vip "$blind"
-be_mac=$(fl_mac $ns_be b0)
+fl_l2dsr_flat $vip
 cli_mac=$(fl_mac $ns_cli c0)
 
 fl_http $ns_be 80 "backend be1"
@@ -40,18 +37,9 @@ for i in $(seq 1 40); do
 done
 [ -S "$fl_dir/ctl.sock" ] || { cat "$fl_dir/cp.log"; fail "fulcrum-cp did not start"; }
 
+fl_dp_run $ns_lb "$conf" 10.99.0.1/24
 tap=fl-n$$
-ip netns exec $ns_lb "$FL_BUILD_DIR/dp/fulcrum-dp" -c "$conf" >"$fl_dir/dp.log" 2>&1 &
-fl_dp_pid=$!
-for i in $(seq 1 40); do
-	ip -n $ns_lb link show "$tap" >/dev/null 2>&1 && break
-	fl_dp_alive
-	sleep 0.25
-done
-ip -n $ns_lb addr add 10.99.0.1/24 dev "$tap" || fail "no exception interface $tap"
-ip -n $ns_lb link set "$tap" up
 
-cp_fail() { echo "--- fulcrum-cp log"; tail -30 "$fl_dir/cp.log"; fail "$@"; }
 fl_wait_http $ns_cli "http://$vip/" "backend be1" || cp_fail "no answer through the VIP"
 fl_requests $ns_cli "http://$vip/" "backend be1" 20
 grep -q "resolving MACs through the neighbour table of $tap" "$fl_dir/cp.log" ||

@@ -34,29 +34,14 @@ fl_offloads_off $ns_cli c0
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
 fl_xdp_peer_pass $ns_br p-l1 "$pass_bpf" || fail "XDP_PASS on p-l1"
 ip -n $ns_cli route add $vip/32 via 10.99.0.1
-for i in 1 2; do
-	ns=fl$$-be$i
-	[ -z "${FL_NS_PREFIX:-}" ] || ns=$FL_NS_PREFIX-be$i
-	fl_decap_backend $ns b$i 10.99.1.$((i + 2))/24 10.99.1.1 $vip "$decap"
-	fl_http $ns 80 "backend be$i"
-done
+fl_decap_backends $vip 10.99.1.1 2 "$decap"
 
 conf=$fl_dir/fulcrum.conf
-cat >"$conf" <<CONF
-global: { shm_name = "$fl_dir/shm"; control_socket = "$fl_dir/ctl.sock"; };
-limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
-dataplane: {
-  mode = "xdp";
-  xdp: { interfaces = [ "l0", "l1" ]; generic = false; detach_on_exit = true; fib_lookup = true; };
-  tunnel_source_v4 = "10.99.1.1";
-  conntrack: { capacity = 4096; };
-};
-healthcheck: { type = "none"; };
-vips = (
-  { address = "$vip"; port = 80; protocol = "tcp"; method = "ipip"; table_size = 251;
-    backends = ( { address = "10.99.1.3"; }, { address = "10.99.1.4"; } ); }
-);
-CONF
+fl_xdp_config "$conf" \
+	'interfaces = [ "l0", "l1" ]; generic = false; detach_on_exit = true; fib_lookup = true;' \
+	'  tunnel_source_v4 = "10.99.1.1";' \
+	"{ address = \"$vip\"; port = 80; protocol = \"tcp\"; method = \"ipip\"; table_size = 251;
+	   backends = ( { address = \"10.99.1.3\"; }, { address = \"10.99.1.4\"; } ); }"
 ip -n $ns_lb neigh show dev l1 | grep -q '10.99.1.[34] .*lladdr' &&
 	fail "the balancer knows a backend's MAC before the test"
 

@@ -24,32 +24,17 @@ fl_setup
 fl_ns cli lb rt be1 be2 br
 fl_routed $vip 10.99.0.1/24
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
-for i in 1 2; do
-	ns=fl$$-be$i
-	[ -z "${FL_NS_PREFIX:-}" ] || ns=$FL_NS_PREFIX-be$i
-	fl_decap_backend $ns b$i 10.99.1.$((i + 2))/24 10.99.1.254 $vip "$decap"
-	fl_http $ns 80 "backend be$i"
-done
+fl_decap_backends $vip 10.99.1.254 2 "$decap"
 rt_mac=$(fl_mac $ns_rt r0)
 
 conf=$fl_dir/fulcrum.conf
-cat >"$conf" <<CONF
-global: { shm_name = "$fl_dir/shm"; control_socket = "$fl_dir/ctl.sock"; log_level = "debug"; };
-limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
-dataplane: {
-  mode = "xdp";
-  xdp: { interfaces = [ "l0" ]; generic = false; detach_on_exit = true; };
-  next_hop: { address = "$router"; };
-  tunnel_source_v4 = "10.99.0.1";
-  conntrack: { capacity = 4096; };
-};
-healthcheck: { type = "none"; };
-vips = (
-  { address = "$vip"; port = 80; protocol = "tcp"; method = "ipip"; table_size = 251;
-    backends = ( { address = "10.99.1.3"; }, { address = "10.99.1.4"; } ); }
-);
-CONF
-
+fl_xdp_config "$conf" 'interfaces = [ "l0" ]; generic = false; detach_on_exit = true;' \
+	"  next_hop: { address = \"$router\"; };
+  tunnel_source_v4 = \"10.99.0.1\";" \
+	"{ address = \"$vip\"; port = 80; protocol = \"tcp\"; method = \"ipip\"; table_size = 251;
+	   backends = ( { address = \"10.99.1.3\"; }, { address = \"10.99.1.4\"; } ); }"
+# debug level: cp.log tells the neighbour story when a check fails
+sed -i "s|^global: { |global: { log_level = \"debug\"; |" "$conf"
 
 # with neither next_hop.address nor next_hop.mac, an ipip VIP is refused
 sed '/next_hop:/d' "$conf" >"$fl_dir/no_hop.conf"
