@@ -73,24 +73,12 @@ rt_mac=$(fl_mac $ns_rt r0)
 backend() { echo "{ address = \"10.99.1.$(($1 + 2))\"; }"; }
 conf() {
 	local bes=$2
-	cat >"$1" <<CONF
-global: { shm_name = "$fl_dir/shm"; control_socket = "$fl_dir/ctl.sock"; };
-limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
-dataplane: {
-  mode = "xdp";
-  xdp: { interfaces = [ "l0" ]; generic = false; detach_on_exit = false; };
-  next_hop: { mac = "$rt_mac"; };
-  tunnel_source_v4 = "10.99.0.1";
-  conntrack: { capacity = 4096; };
-};
-healthcheck: { type = "none"; };
-vips = (
-  { address = "$vip"; port = 80; protocol = "tcp"; method = "ipip"; table_size = 251;
+	fl_xdp_config "$1" 'interfaces = [ "l0" ]; generic = false; detach_on_exit = false;' \
+		"  next_hop: { mac = \"$rt_mac\"; }; tunnel_source_v4 = \"10.99.0.1\";" \
+		"{ address = \"$vip\"; port = 80; protocol = \"tcp\"; method = \"ipip\"; table_size = 251;
     backends = ( $bes ); },
-  { address = "$vip"; port = 9000; protocol = "tcp"; method = "ipip"; table_size = 251;
-    backends = ( $bes ); }
-);
-CONF
+  { address = \"$vip\"; port = 9000; protocol = \"tcp\"; method = \"ipip\"; table_size = 251;
+    backends = ( $bes ); }"
 }
 conf "$fl_dir/fulcrum.conf" "$(backend 1), $(backend 2)"
 

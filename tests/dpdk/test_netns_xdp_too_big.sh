@@ -44,23 +44,10 @@ fl_pids+=($!)
 rt_mac=$(fl_mac $ns_rt r0)
 
 conf=$fl_dir/fulcrum.conf
-cat >"$conf" <<CONF
-global: { shm_name = "$fl_dir/shm"; control_socket = "$fl_dir/ctl.sock"; };
-limits: { max_vips = 4; max_backends = 16; ring_entries = 4096; max_workers = 2; };
-dataplane: {
-  mode = "xdp";
-  xdp: { interfaces = [ "l0" ]; generic = false; detach_on_exit = true; };
-  next_hop: { mac = "$rt_mac"; };
-  tunnel_source_v4 = "10.99.0.1";
-  mtu = 1400;
-  conntrack: { capacity = 4096; };
-};
-healthcheck: { type = "none"; };
-vips = (
-  { address = "$vip"; port = 9000; protocol = "tcp"; method = "ipip"; table_size = 251;
-    backends = ( { address = "10.99.1.3"; } ); }
-);
-CONF
+fl_xdp_config "$conf" 'interfaces = [ "l0" ]; generic = false; detach_on_exit = true;' \
+	"  next_hop: { mac = \"$rt_mac\"; }; tunnel_source_v4 = \"10.99.0.1\"; mtu = 1400;" \
+	"{ address = \"$vip\"; port = 9000; protocol = \"tcp\"; method = \"ipip\"; table_size = 251;
+    backends = ( { address = \"10.99.1.3\"; } ); }"
 
 fl_xdp_cp_start $ns_lb "$conf" 1
 ip -n $ns_cli route get $vip | grep -q 'mtu' && fail "the client knows a path MTU before the test"
