@@ -123,7 +123,7 @@ static uint32_t target_hash(int family, const void *addr, __be16 port)
 
 	memcpy(w, addr, addr_len(family));
 	for (size_t i = 0; i < addr_len(family) / 4; i++)
-		h = (h ^ w[i]) * 0x9e3779b97f4a7c15ull;
+		h = (h ^ w[i]) * FL_HASH_MUL;
 	return (uint32_t)(h >> 32);
 }
 
@@ -525,13 +525,6 @@ static int hop_start(struct fl_checker *c)
 	ssize_t n;
 	int rc;
 
-	if (!h) {
-		/* started again after fl_checker_stop */
-		rc = hop_attach(c, c->reason, sizeof(c->reason));
-		if (rc < 0)
-			return rc;
-		h = c->held;
-	}
 	if (h->p->family == AF_INET && h->src.s_addr == 0 && (rc = find_source(h)) < 0)
 		return rc;
 	memset(&syn, 0, sizeof(syn));

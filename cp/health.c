@@ -233,6 +233,12 @@ void fl_checker_done(struct fl_checker *c, bool ok)
 
 int fl_checker_start(struct fl_checker *c, uint32_t first_delay_ms)
 {
+	/* started again after fl_checker_stop gave back what attach took */
+	if (c->ops->attach && !c->held) {
+		int rc = c->ops->attach(c, c->reason, sizeof(c->reason));
+		if (rc < 0)
+			return rc;
+	}
 	c->started = true;
 	return fl_timer_at(c->loop, &c->timer,
 			   grid_up(c, c->loop->now_ns + (uint64_t)first_delay_ms * NS_PER_MS));

@@ -47,8 +47,8 @@ struct fl_checker;
  * abort frees whatever a running probe holds; it is called on timeout and
  * on stop, never after fl_checker_done. attach and detach, when set, take
  * and give back what the checker holds for its whole life (c->held):
- * attach at the end of fl_checker_init (0, or -errno with a message),
- * detach in fl_checker_stop. */
+ * attach at the end of fl_checker_init and in a fl_checker_start after a
+ * stop (0, or -errno with a message), detach in fl_checker_stop. */
 struct fl_check_ops {
 	const char *name;
 	int (*attach)(struct fl_checker *c, char *err, size_t errlen);
@@ -103,7 +103,9 @@ int fl_checker_init(struct fl_checker *c, struct fl_loop *loop, const struct fl_
 		    const union fl_addr *addr, __u8 family, __u16 port, bool up,
 		    fl_checker_cb cb, void *cb_arg, char *err, size_t errlen);
 
-/* Schedules the first probe first_delay_ms from the loop's now. 0 or -ENOMEM. */
+/* Schedules the first probe first_delay_ms from the loop's now, taking
+ * again what a check type holds if fl_checker_stop gave it back. 0, or
+ * -errno (c->reason says why). */
 int fl_checker_start(struct fl_checker *c, uint32_t first_delay_ms);
 
 /* Stops probing, frees the running probe and gives back what the check

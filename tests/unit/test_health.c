@@ -601,6 +601,13 @@ static void half_open_shared_target(void)
 		CHECK(RUN_UNTIL(&e, e.c.n_checks >= before + 3, 2000) && e.c.n_failures == 0,
 		      "after the second stopped: %llu failures, %s",
 		      (unsigned long long)e.c.n_failures, e.c.reason);
+		/* started again, the second takes a source port anew */
+		CHECK(fl_checker_start(&c2, 0) == 0 && c2.held != NULL, "restart: %s", c2.reason);
+		before = c2.n_checks;
+		CHECK(RUN_UNTIL(&e, c2.n_checks >= before + 3, 2000) && c2.n_failures == 0,
+		      "after the restart: %llu failures, %s", (unsigned long long)c2.n_failures,
+		      c2.reason);
+		fl_checker_stop(&c2);
 	}
 	env_stop(&e);
 	close(lfd);
