@@ -91,8 +91,11 @@ static unsigned burst(struct fl_ct *t, const struct query *q, unsigned m, enum m
 
 		if (mode != PLAIN && j + AHEAD < m)
 			fl_ct_prefetch(t, q[j + AHEAD].hash);
-		if (mode == TWO_STAGE && j + AHEAD / 2 < m)
-			fl_ct_prefetch_ways(t, q[j + AHEAD / 2].hash);
+		if (mode == TWO_STAGE && j + AHEAD / 2 < m) {
+			const struct query *next = &q[j + AHEAD / 2];
+
+			fl_ct_prefetch_ways(fl_ct_bucket_for(t, next->hash), next->hash);
+		}
 		r = fl_ct_lookup(t, &q[j].key, q[j].hash, NOW);
 		if (r) {
 			hits++;

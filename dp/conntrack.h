@@ -172,6 +172,11 @@ static inline __u32 fl_ct_bucket_of(const struct fl_ct *t, __u32 hash)
 	return (__u32)(((__u64)hash * t->nbuckets) >> 32);
 }
 
+static inline struct fl_ct_bucket *fl_ct_bucket_for(const struct fl_ct *t, __u32 hash)
+{
+	return &t->buckets[fl_ct_bucket_of(t, hash)];
+}
+
 static inline struct fl_ct_meta *fl_ct_meta_at(const struct fl_ct *t, __u32 bucket)
 {
 	return &t->buckets[bucket].meta;
@@ -291,15 +296,17 @@ FL_PREFETCHER void fl_ct_prefetch(const struct fl_ct *t, __u32 hash)
 		__builtin_prefetch((const char *)(r) + sizeof(struct fl_ct_rec) - 1, (rw), 3); \
 	} while (0)
 
-/* Second stage, once the metadata line is in cache: prefetch the records
- * whose tag matches, so the key compare does not wait either. */
-FL_PREFETCHER void fl_ct_prefetch_ways(const struct fl_ct *t, __u32 hash)
+/* Second stage, once bucket b's metadata line is in cache: prefetch the
+ * records whose tag matches hash's, so the key compare does not wait
+ * either. Returns whether any did (a likely hit). */
+FL_PREFETCHER int fl_ct_prefetch_ways(const struct fl_ct_bucket *b, __u32 hash)
 {
-	__u32 bucket = fl_ct_bucket_of(t, hash);
-	__u64 m = fl_ct_match(fl_ct_tags(fl_ct_meta_at(t, bucket)), fl_ct_tag_of(hash));
+	__u64 m = fl_ct_match(fl_ct_tags(&b->meta), fl_ct_tag_of(hash));
+	const int any = m != 0;
 
 	for (; m; m &= m - 1)
-		fl_ct_prefetch_rec(fl_ct_rec_at(t, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0);
+		fl_ct_prefetch_rec(&b->way[__builtin_ctzll(m) >> 3], 0);
+	return any;
 }
 
 /* Free way i of m. The tag goes first: a process killed halfway leaves a
@@ -311,46 +318,56 @@ static inline void fl_ct_release(struct fl_ct *t, struct fl_ct_meta *m, unsigned
 	t->ctr->ct_occupancy = t->used;
 }
 
-/* The used way of the bucket holding key, or -1. */
-static inline int fl_ct_find(const struct fl_ct *t, __u32 bucket, const struct fl_flow_key *key,
+/* The used way of bucket b holding key (whose flow hash is hash), or -1. */
+static inline int fl_ct_find(const struct fl_ct_bucket *b, const struct fl_flow_key *key,
 			     __u32 hash)
 {
-	__u64 m = fl_ct_match(fl_ct_tags(fl_ct_meta_at(t, bucket)), fl_ct_tag_of(hash));
+	__u64 m = fl_ct_match(fl_ct_tags(&b->meta), fl_ct_tag_of(hash));
 
 	for (; m; m &= m - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(m) >> 3;
 
-		if (fl_ct_key_eq(fl_ct_rec_at(t, bucket, i), key))
+		if (fl_ct_key_eq(&b->way[i], key))
 			return (int)i;
 	}
 	return -1;
 }
 
 /*
- * The record of key, with its last-seen time set to now, or NULL. A record
- * idle for longer than its state's timeout is absent: it is freed here and
- * counted in ct_expired (and the lookup in ct_misses).
+ * The way of bucket b (fl_ct_bucket_for(t, hash)) holding key, with its
+ * last-seen time set to now, or -1. A record idle for longer than its
+ * state's timeout is absent: it is freed here and counted in ct_expired
+ * (and the lookup in ct_misses). The pipeline keeps the bucket from its
+ * prefetch pass and reads the state and record at the way directly.
  */
-static inline struct fl_ct_rec *fl_ct_lookup(struct fl_ct *t, const struct fl_flow_key *key,
-					     __u32 hash, __u32 now)
+static inline int fl_ct_lookup_way(struct fl_ct *t, struct fl_ct_bucket *b,
+				   const struct fl_flow_key *key, __u32 hash, __u32 now)
 {
-	__u32 bucket = fl_ct_bucket_of(t, hash);
-	struct fl_ct_meta *m = fl_ct_meta_at(t, bucket);
-	int i = fl_ct_find(t, bucket, key, hash);
+	int i = fl_ct_find(b, key, hash);
 
 	if (i < 0)
 		goto miss;
-	if (fl_ct_way_expired(t, m, (unsigned)i, now)) {
-		fl_ct_release(t, m, (unsigned)i);
+	if (fl_ct_way_expired(t, &b->meta, (unsigned)i, now)) {
+		fl_ct_release(t, &b->meta, (unsigned)i);
 		t->ctr->ct_expired++;
 		goto miss;
 	}
-	m->last_seen[i] = now;
+	b->meta.last_seen[i] = now;
 	t->ctr->ct_hits++;
-	return fl_ct_rec_at(t, bucket, (unsigned)i);
+	return i;
 miss:
 	t->ctr->ct_misses++;
-	return NULL;
+	return -1;
+}
+
+/* fl_ct_lookup_way's record, or NULL: for callers that hold only the hash. */
+static inline struct fl_ct_rec *fl_ct_lookup(struct fl_ct *t, const struct fl_flow_key *key,
+					     __u32 hash, __u32 now)
+{
+	struct fl_ct_bucket *b = fl_ct_bucket_for(t, hash);
+	int i = fl_ct_lookup_way(t, b, key, hash, now);
+
+	return i < 0 ? NULL : &b->way[i];
 }
 
 /* The state a new record starts in, from the packet that creates it. A TCP
@@ -504,11 +521,11 @@ static inline struct fl_ct_rec *fl_ct_insert(struct fl_ct *t, const struct fl_fl
 					     __u32 hash, __u32 vip_id, __u32 backend_id,
 					     __u32 epoch, enum fl_ct_state state, __u32 now)
 {
-	__u32 bucket = fl_ct_bucket_of(t, hash);
-	struct fl_ct_meta *m = fl_ct_meta_at(t, bucket);
-	int found = fl_ct_find(t, bucket, key, hash);
+	struct fl_ct_bucket *b = fl_ct_bucket_for(t, hash);
+	struct fl_ct_meta *m = &b->meta;
+	int found = fl_ct_find(b, key, hash);
 	unsigned i = found >= 0 ? (unsigned)found : fl_ct_victim(t, m, now);
-	struct fl_ct_rec *r = fl_ct_rec_at(t, bucket, i);
+	struct fl_ct_rec *r = &b->way[i];
 
 	if (found >= 0) {
 		m->tags[i] = 0;	/* rewritten below; see fl_ct_release */

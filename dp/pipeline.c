@@ -35,6 +35,7 @@ struct burst {
 	__u32 last_vip_id;
 	const struct fl_vip *vip[FL_BURST_MAX];
 	__u32 vip_id[FL_BURST_MAX];
+	struct fl_ct_bucket *bucket[FL_BURST_MAX];	/* from the hash pass on */
 	__u8 todo[FL_BURST_MAX];
 };
 
@@ -224,13 +225,16 @@ static inline void flow_stage(struct fl_worker *w, const struct burst *s, struct
 	const struct fl_pkt *p = &b->pkt;
 	const struct fl_vip *v = s->vip[i];
 	const __u32 vip_id = s->vip_id[i];
-	struct fl_ct_rec *rec = fl_ct_lookup(&w->ct, &p->key, p->hash, now);
+	struct fl_ct_bucket *bucket = s->bucket[i];
+	const int way = fl_ct_lookup_way(&w->ct, bucket, &p->key, p->hash, now);
+	struct fl_ct_rec *rec = NULL;
 	const struct fl_backend *be;
 	__u8 *state = NULL;
 	__u32 id;
 
-	if (likely(rec != NULL)) {
-		state = fl_ct_state_of(&w->ct, rec);
+	if (likely(way >= 0)) {
+		rec = &bucket->way[way];
+		state = &bucket->meta.state[way];
 		be = backend_at(s, rec->backend_id);
 		if (likely(be && be->vip_id == vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
 			   !fl_ct_reopens(*state, p->tcp_flags))) {
@@ -270,14 +274,13 @@ static inline void icmp_stage(struct fl_worker *w, const struct burst *s, struct
 			      unsigned i, __u32 now)
 {
 	const struct fl_pkt *p = &b->pkt;
-	const __u32 bucket = fl_ct_bucket_of(&w->ct, p->hash);
-	const int way = fl_ct_find(&w->ct, bucket, &p->key, p->hash);
+	const struct fl_ct_bucket *bucket = s->bucket[i];
+	const int way = fl_ct_find(bucket, &p->key, p->hash);
 	const struct fl_backend *be = NULL;
 	__u32 id = FL_BACKEND_NONE;
 
-	if (way >= 0 &&
-	    !fl_ct_way_expired(&w->ct, fl_ct_meta_at(&w->ct, bucket), (unsigned)way, now)) {
-		const struct fl_ct_rec *rec = fl_ct_rec_at(&w->ct, bucket, (unsigned)way);
+	if (way >= 0 && !fl_ct_way_expired(&w->ct, &bucket->meta, (unsigned)way, now)) {
+		const struct fl_ct_rec *rec = &bucket->way[way];
 
 		be = backend_at(s, rec->backend_id);
 		if (be && be->vip_id == s->vip_id[i] && fl_backend_keeps_flows(be, rec->epoch))
@@ -304,22 +307,16 @@ static inline void icmp_stage(struct fl_worker *w, const struct burst *s, struct
 FL_PREFETCHER void prefetch_stage2(const struct fl_worker *w, const struct burst *s, unsigned i,
 				  __u32 hash, __u32 now)
 {
-	const struct fl_ct *ct = &w->ct;
-	const __u32 bucket = fl_ct_bucket_of(ct, hash);
-	const struct fl_ct_meta *meta = fl_ct_meta_at(ct, bucket);
-	__u64 m = fl_ct_match(fl_ct_tags(meta), fl_ct_tag_of(hash));
+	const struct fl_ct_bucket *bucket = s->bucket[i];
 	const struct fl_vip *v = s->vip[i];
 	int expired;
 
-	if (m) {
-		for (; m; m &= m - 1)
-			fl_ct_prefetch_rec(fl_ct_rec_at(ct, bucket, (unsigned)__builtin_ctzll(m) >> 3), 0);
+	if (fl_ct_prefetch_ways(bucket, hash))
 		return;
-	}
 	if (v->ring_size && v->ring_offset <= s->t->ring_entries &&
 	    v->ring_size <= s->t->ring_entries - v->ring_offset)
 		__builtin_prefetch(&s->t->ring[v->ring_offset + hash % v->ring_size], 0, 3);
-	fl_ct_prefetch_rec(fl_ct_rec_at(ct, bucket, fl_ct_insert_way(ct, meta, now, &expired)), 1);
+	fl_ct_prefetch_rec(&bucket->way[fl_ct_insert_way(&w->ct, &bucket->meta, now, &expired)], 1);
 }
 
 /* The next hop's MAC fulcrum-cp published (static or resolved), else the
@@ -364,7 +361,8 @@ void fl_pipeline_run(struct fl_worker *w, struct fl_buf *bufs, unsigned n, __u32
 		if (s.todo[i] == TODO_DONE)
 			continue;
 		bufs[i].pkt.hash = fl_flow_hash(&bufs[i].pkt.key, seed);
-		fl_ct_prefetch(&w->ct, bufs[i].pkt.hash);
+		s.bucket[i] = fl_ct_bucket_for(&w->ct, bufs[i].pkt.hash);
+		__builtin_prefetch(&s.bucket[i]->meta, 0, 3);
 	}
 	/* The second stage for the whole burst before any lookup: the record
 	 * lines then have the most time to arrive. */
