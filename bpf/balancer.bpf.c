@@ -9,7 +9,8 @@
  * tables or the configured one, as in fulcrum-dp; or, with the fib_lookup
  * knob, the kernel's route (fib_hop), which may redirect to another XDP
  * interface. A packet over the MTU is answered as fulcrum-dp answers it
- * (too_big_answer), within a rate per CPU.
+ * (too_big_answer), within a rate per CPU; new flows are recorded within
+ * another (cfg_new_flow_rate).
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -43,6 +44,7 @@ const volatile __be16 cfg_gue_port = 0;
 const volatile __u32 cfg_mtu = 1500;
 const volatile __u8 cfg_fib_lookup = 0;	/* tunnels' next hop from bpf_fib_lookup */
 const volatile __u32 cfg_too_big_rate = 0;	/* too-big answers per second per CPU */
+const volatile __u32 cfg_new_flow_rate = 0;	/* new flows recorded per second per CPU; 0 = no cap */
 const volatile __u32 cfg_max_vips = 1;
 const volatile __u32 cfg_max_backends = 1;	/* backends per slot */
 const volatile __u32 cfg_ring_chunks = 1;	/* ring chunks per slot */
@@ -147,19 +149,29 @@ struct {
 	__type(value, __u32);
 } unresolved SEC(".maps");
 
-/* The too-big answers' token bucket, one per CPU as fulcrum-dp has one per
- * worker: tokens in 1/NSEC_PER_SEC answers, holding a second's worth. */
-struct too_big_bucket {
+/* A token bucket, one per CPU as fulcrum-dp has one per worker: tokens in
+ * 1/NSEC_PER_SEC of one, holding a second's worth (take_token). */
+struct token_bucket {
 	__u64 tokens;
 	__u64 last_ns;
 };
 
+/* the too-big answers' (cfg_too_big_rate) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct too_big_bucket);
+	__type(value, struct token_bucket);
 } too_big_bucket SEC(".maps");
+
+/* the new flows' records (cfg_new_flow_rate): a map of its own, not a
+ * second entry of too_big_bucket, whose pinned layout a restart keeps */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct token_bucket);
+} new_flow_bucket SEC(".maps");
 
 /* Room for the GUE-over-IPv6 checksum: bpf_csum_diff reads a buffer.
  * Twice a chunk, so that a length masked with 2 * CSUM_CHUNK - 1 (which
@@ -844,17 +856,18 @@ static __noinline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct fl_fl
 	return c && ct_live(c, now) ? c : 0;
 }
 
-/* One too-big answer allowed now on this CPU? fulcrum-dp's too_big_token
- * (dp/pipeline.c): the bucket refills at cfg_too_big_rate a second and
+/* One token now from this CPU's bucket in map (too_big_bucket or
+ * new_flow_bucket)? fulcrum-dp's too_big_token (dp/pipeline.c) and
+ * fl_ct_admit (dp/conntrack.h): the bucket refills at rate a second and
  * holds one second's worth; it starts full. */
-static __always_inline int too_big_token(__u64 now)
+static __always_inline int take_token(void *map, __u32 rate, __u64 now)
 {
-	const __u64 full = (__u64)cfg_too_big_rate * NSEC_PER_SEC;
-	struct too_big_bucket *b;
+	const __u64 full = (__u64)rate * NSEC_PER_SEC;
+	struct token_bucket *b;
 	__u32 zero = 0;
 	__u64 tokens, dt;
 
-	b = bpf_map_lookup_elem(&too_big_bucket, &zero);
+	b = bpf_map_lookup_elem(map, &zero);
 	if (!b)
 		return 0;
 	tokens = b->tokens;
@@ -862,7 +875,7 @@ static __always_inline int too_big_token(__u64 now)
 		/* past a second the bucket is full anyway; the bound keeps
 		 * the product from overflowing */
 		dt = now > b->last_ns ? now - b->last_ns : 0;
-		tokens += (dt < NSEC_PER_SEC ? dt : NSEC_PER_SEC) * cfg_too_big_rate;
+		tokens += (dt < NSEC_PER_SEC ? dt : NSEC_PER_SEC) * rate;
 		if (tokens > full)
 			tokens = full;
 		b->last_ns = now;
@@ -873,6 +886,22 @@ static __always_inline int too_big_token(__u64 now)
 	}
 	b->tokens = tokens - NSEC_PER_SEC;
 	return 1;
+}
+
+/* May a new flow be recorded now? fulcrum-dp's fl_ct_admit: past
+ * cfg_new_flow_rate the flow still goes where its hash says, unrecorded
+ * (counted in ct_rate_capped), so a SYN flood fills at most the rate times
+ * the SYN timeout of records and cannot push established flows out. The
+ * knob is read-only: without a cap the verifier drops the bucket as dead
+ * code. */
+static __always_inline int new_flow_admitted(struct run *r)
+{
+	const __u32 rate = cfg_new_flow_rate;
+
+	if (!rate || take_token(&new_flow_bucket, rate, r->now))
+		return 1;
+	r->ctr->ct_rate_capped++;
+	return 0;
 }
 
 /*
@@ -965,7 +994,8 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 	if (encap(ctx, r->meta, v->method, p, be, &tx, &reason) != 0) {
 		count_drop(r, reason);
 		/* answered in the entry point, where it is inlined once */
-		if (reason == FL_DROP_TOO_BIG && too_big_token(r->now)) {
+		if (reason == FL_DROP_TOO_BIG &&
+		    take_token(&too_big_bucket, cfg_too_big_rate, r->now)) {
 			r->too_big_mtu = tx.mtu;
 			return VERDICT_TOO_BIG;
 		}
@@ -991,9 +1021,9 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 }
 
 /* dp flow_stage: follow the record while its backend keeps flows (same
- * VIP, up or draining, same epoch), else choose by Maglev and record or
- * rebind. The record is this CPU's copy, or another CPU's adopted when this
- * one has none (xdp.h): counted as a hit. */
+ * VIP, up or draining, same epoch), else choose by Maglev and record (within
+ * the new-flow rate) or rebind. The record is this CPU's copy, or another
+ * CPU's adopted when this one has none (xdp.h): counted as a hit. */
 static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
 				      struct fl_pkt *p, struct fl_xdp_ct_val *rec)
 {
@@ -1047,7 +1077,7 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		r->ctr->ct_reselected++;
 		if (ct_track(rec, p->tcp_flags))
 			ct_free_other_cpus(&p->key);
-	} else {
+	} else if (new_flow_admitted(r)) {
 		fresh.backend_id = id;
 		fresh.epoch = be->epoch;
 		fresh.vip_id = r->vip_id;

@@ -76,6 +76,7 @@ static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
 	ro->cfg_mtu = k->mtu;
 	ro->cfg_fib_lookup = k->fib_lookup;
 	ro->cfg_too_big_rate = k->too_big_rate ? k->too_big_rate : FL_XDP_TOO_BIG_RATE;
+	ro->cfg_new_flow_rate = k->new_flow_rate;
 	for (int i = 0; i < FL_XDP_CT_STATES; i++) {
 		__u32 t = k->ct_timeout_s[i] ? k->ct_timeout_s[i] : default_timeout_s[i];
 

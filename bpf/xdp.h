@@ -165,6 +165,9 @@ struct fl_xdp_knobs {
 	__u16 mtu;			/* egress IP MTU */
 	__u32 too_big_rate;		/* ICMP too-big answers per second per CPU;
 					 * 0 = fulcrum-dp's FL_XDP_TOO_BIG_RATE */
+	__u32 new_flow_rate;		/* new flows recorded per second per CPU;
+					 * past it they are forwarded by hash,
+					 * unrecorded; 0 = no cap */
 	__u32 max_vips;			/* map sizes; 0 = the defaults above */
 	__u32 max_backends;
 	__u32 ring_entries;

@@ -101,6 +101,7 @@ static void knobs_of(const struct fl_config *cfg, struct fl_xdp_knobs *k)
 	k->max_backends = cfg->limits.max_backends;
 	k->ring_entries = cfg->limits.ring_entries;
 	k->ct_capacity = dp->conntrack.capacity;
+	k->new_flow_rate = dp->conntrack.new_flow_rate;
 	k->ct_timeout_s[FL_XDP_CT_SYN] = dp->conntrack.syn_timeout_s;
 	k->ct_timeout_s[FL_XDP_CT_ESTABLISHED] = dp->conntrack.tcp_timeout_s;
 	k->ct_timeout_s[FL_XDP_CT_CLOSING] = dp->conntrack.tcp_closing_timeout_s;

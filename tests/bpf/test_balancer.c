@@ -5,7 +5,8 @@
  * family, with and without a VLAN tag, must come out byte for byte as
  * dp/encap.c's fl_encap makes them; ICMP errors, host traffic and malformed
  * packets get the same verdicts and counters as dp/pipeline.c; conntrack
- * keeps, drains, moves and reselects flows by the same rule; and 100,000
+ * keeps, drains, moves and reselects flows by the same rule, and within its
+ * new-flow rate keeps established flows through a SYN flood; and 100,000
  * random flows pick the same backend (the same bytes) in both data planes
  * on the same shared-memory tables. Needs root. The process is pinned to
  * one CPU: the conntrack map is per CPU and test_run runs on the caller's;
@@ -14,11 +15,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <net/if.h>
@@ -339,18 +342,23 @@ struct out {
 	__u8 b[OUT_MAX];
 };
 
-static int run_xdp(const struct frame *f, struct out *o)
+static int run_prog(int prog_fd, const struct frame *f, struct out *o)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f->b, .data_size_in = f->len,
 		    .data_out = o->b, .data_size_out = sizeof(o->b), .repeat = 1);
 
-	if (bpf_prog_test_run_opts(E->prog_fd, &opts) != 0) {
+	if (bpf_prog_test_run_opts(prog_fd, &opts) != 0) {
 		fprintf(stderr, "test_run: %s\n", strerror(errno));
 		return -1;
 	}
 	o->retval = opts.retval;
 	o->len = opts.data_size_out;
 	return 0;
+}
+
+static int run_xdp(const struct frame *f, struct out *o)
+{
+	return run_prog(E->prog_fd, f, o);
 }
 
 static void run_dp(const struct frame *f, struct out *o)
@@ -1167,11 +1175,8 @@ static void test_too_big(void)
 	flow_to(&fl, V4_IPIP, 0xe100, 44002, TH_ACK);
 	build(&f, &fl, 0, 1480, 0, 0, 1);
 	for (int i = 0; i < 3; i++) {
-		LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = f.b, .data_size_in = f.len,
-			    .data_out = got.b, .data_size_out = sizeof(got.b), .repeat = 1);
-
-		REQUIRE(bpf_prog_test_run_opts(fl_xdp_prog_fd(&slow), &o) == 0, "test_run");
-		answered += o.retval == XDP_TX;
+		REQUIRE(run_prog(fl_xdp_prog_fd(&slow), &f, &got) == 0, "test_run");
+		answered += got.retval == XDP_TX;
 	}
 	fl_xdp_counters(&slow, &c1);
 	CHECK(answered == 1 && c1.icmp_generated == 1 && c1.drops[FL_DROP_TOO_BIG] == 3,
@@ -1181,6 +1186,169 @@ static void test_too_big(void)
 	fl_xdp_close(&slow);
 	printf("too_big: %u frames (every method and family, 0-2 VLAN tags, DF on/off) answered "
 	       "with fulcrum-dp's ICMP bytes; none to a multicast source; 1 of 3 at 1/s\n", n);
+}
+
+/* ---- dataplane.conntrack.new_flow_rate ---- */
+
+#define FLOOD_SYNS 1000u
+#define FLOOD_RATE 5u		/* new flows recorded per second */
+#define FLOOD_HELD FLOOD_RATE	/* flows opened before the flood: the bucket's first tokens */
+/* Conntrack records: room for the held flows and a few more, but fewer
+ * than twice the held flows. The kernel's LRU keeps a flow seen twice while
+ * flows seen once outnumber it (they alone are evicted); in a table mostly
+ * of established flows it evicts those too, and there an unchecked flood
+ * pushes the held flows out. */
+#define FLOOD_CT (2 * FLOOD_HELD - 1)
+
+/* A program of its own with the given new-flow rate and conntrack
+ * capacity, on the environment's tables. */
+static int load_rate(struct fl_xdp *x, __u32 rate, __u32 ct_capacity)
+{
+	struct fl_xdp_knobs k;
+	char err[512];
+
+	knobs_init(&k);
+	memcpy(k.next_hop_mac, KNOB_NEXT_HOP, 6);
+	k.new_flow_rate = rate;
+	k.ct_capacity = ct_capacity;
+	if (fl_xdp_open_load(x, &k, err, sizeof(err)) != 0 ||
+	    fl_xdp_publish(x, fl_writer_active(&E->shm), err, sizeof(err)) != 0) {
+		fprintf(stderr, "new flow rate %u: %s\n", rate, err);
+		fl_xdp_close(x);
+		return -1;
+	}
+	return 0;
+}
+
+/* Sends fl through x; whether it went out XDP_TX with the bytes of the
+ * backend Maglev picks (the reference's). */
+static int sent_by_hash(const struct fl_xdp *x, const struct flow *fl)
+{
+	static struct frame f;
+	static struct out got, want;
+	__u32 id;
+
+	build(&f, fl, 0, 20, 0, 0, 1);
+	return reference(&f, &want, &id) == 0 && run_prog(fl_xdp_prog_fd(x), &f, &got) == 0 &&
+	       got.retval == XDP_TX && same_bytes(&got, &want);
+}
+
+/* SYNs of n new 5-tuples of VIP V4_IPIP (clients from first on) through x,
+ * back to back; returns how many were sent by the hash (sent_by_hash). */
+static unsigned syn_flood(const struct fl_xdp *x, __u32 first, unsigned n)
+{
+	unsigned by_hash = 0;
+	struct flow fl;
+
+	for (unsigned i = 0; i < n; i++) {
+		flow_to(&fl, V4_IPIP, first + i, (__u16)(30000 + i), TH_SYN);
+		by_hash += sent_by_hash(x, &fl);
+	}
+	return by_hash;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* fulcrum-dp's new-flow cap per CPU: a SYN flood of new 5-tuples is
+ * forwarded whole, by the hash, but records at most the rate a second
+ * (past it counted in ct_rate_capped, not in new_flows), so flows opened
+ * before it keep their records in a conntrack the flood alone would
+ * overflow. */
+static void test_new_flow_rate(void)
+{
+	struct fl_worker_counters c0, c1, c2;
+	struct fl_vip_counters vc;
+	struct flow held[FLOOD_HELD];
+	struct timespec t0;
+	struct fl_xdp x;
+	unsigned by_hash, held_ok = 0, bound;
+	double elapsed;
+	char err[256] = "";
+	__u32 a;
+
+	NEED_ENV();
+	REQUIRE(load_rate(&x, FLOOD_RATE, FLOOD_CT) == 0, "load with a rate of %u", FLOOD_RATE);
+	/* the bucket starts full, when the first flow takes a token */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned i = 0; i < FLOOD_HELD; i++) {
+		flow_to(&held[i], V4_IPIP, 0x5000 + i, 45000, TH_SYN);
+		held_ok += sent_by_hash(&x, &held[i]);
+		held[i].tcp_flags = TH_ACK;
+		held_ok += sent_by_hash(&x, &held[i]);
+	}
+	fl_xdp_counters(&x, &c0);
+	CHECK(held_ok == 2 * FLOOD_HELD && c0.new_flows == FLOOD_HELD && c0.ct_rate_capped == 0,
+	      "held flows: %u of %u packets sent by the hash, %llu recorded", held_ok,
+	      2 * FLOOD_HELD, (unsigned long long)c0.new_flows);
+
+	by_hash = syn_flood(&x, 0x4000, FLOOD_SYNS);
+	elapsed = seconds_since(&t0);
+	/* the program's clock is a tick coarse: its span may exceed ours by one */
+	bound = FLOOD_RATE + FLOOD_RATE * (unsigned)ceil(elapsed + 0.01);
+	fl_xdp_counters(&x, &c0);
+	CHECK(by_hash == FLOOD_SYNS, "%u of %u SYNs sent by the hash", by_hash, FLOOD_SYNS);
+	CHECK(c0.new_flows <= bound && c0.new_flows + c0.ct_rate_capped == FLOOD_HELD + FLOOD_SYNS,
+	      "%llu flows recorded (at most %u in %.3f s), %llu capped",
+	      (unsigned long long)c0.new_flows, bound, elapsed,
+	      (unsigned long long)c0.ct_rate_capped);
+	CHECK(fl_xdp_counters_sum(&x, FL_XDP_COUNTERS_VIP, V4_IPIP, &vc, sizeof(vc)) == 0 &&
+	      vc.new_flows == c0.new_flows, "the VIP's new_flows is not the recorded flows'");
+
+	held_ok = 0;
+	for (unsigned i = 0; i < FLOOD_HELD; i++)
+		held_ok += sent_by_hash(&x, &held[i]);
+	fl_xdp_counters(&x, &c1);
+	CHECK(held_ok == FLOOD_HELD && c1.ct_hits == c0.ct_hits + FLOOD_HELD &&
+	      c1.ct_misses == c0.ct_misses && c1.new_flows == c0.new_flows,
+	      "after the flood %llu of %u held flows found their records",
+	      (unsigned long long)(c1.ct_hits - c0.ct_hits), FLOOD_HELD);
+
+	/* moving a flow off a down backend is no new flow: it needs no
+	 * token, and the flood has just taken them all */
+	a = E->m.ring[V4_IPIP][ring_slot(&held[0])];
+	E->m.be[a].state = FL_BACKEND_DOWN;
+	CHECK(publish(E) == 0 &&
+	      fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0, "publish: %s",
+	      err);
+	CHECK(sent_by_hash(&x, &held[0]) && sent_by_hash(&x, &held[0]),
+	      "a flow off a down backend did not go where the ring says");
+	fl_xdp_counters(&x, &c2);
+	CHECK(c2.ct_reselected == c1.ct_reselected + 1 && c2.ct_hits == c1.ct_hits + 2 &&
+	      c2.ct_rate_capped == c1.ct_rate_capped && c2.new_flows == c1.new_flows,
+	      "a rebind: %llu reselected, %llu capped",
+	      (unsigned long long)(c2.ct_reselected - c1.ct_reselected),
+	      (unsigned long long)(c2.ct_rate_capped - c1.ct_rate_capped));
+	E->m.be[a].state = FL_BACKEND_UP;
+	CHECK(publish(E) == 0, "publish");
+	printf("new_flow_rate: %u SYNs at %u/s in %.3f s: %u sent by the hash, %llu flows "
+	       "recorded, %llu capped; then %llu of the %u flows opened before found their "
+	       "records in a conntrack of %u\n", FLOOD_SYNS, FLOOD_RATE, elapsed, by_hash,
+	       (unsigned long long)c0.new_flows, (unsigned long long)c0.ct_rate_capped,
+	       (unsigned long long)(c1.ct_hits - c0.ct_hits), FLOOD_HELD, FLOOD_CT);
+	fl_xdp_close(&x);
+}
+
+/* A rate of 0 is no cap: every new flow is recorded. */
+static void test_new_flow_rate_off(void)
+{
+	struct fl_worker_counters c;
+	struct fl_xdp x;
+	unsigned by_hash;
+
+	NEED_ENV();
+	REQUIRE(load_rate(&x, 0, 2 * FLOOD_SYNS) == 0, "load with no new-flow rate");
+	by_hash = syn_flood(&x, 0x4000, FLOOD_SYNS);
+	fl_xdp_counters(&x, &c);
+	CHECK(by_hash == FLOOD_SYNS && c.new_flows == FLOOD_SYNS && c.ct_rate_capped == 0,
+	      "no cap: %u of %u SYNs sent by the hash, %llu recorded, %llu capped", by_hash,
+	      FLOOD_SYNS, (unsigned long long)c.new_flows, (unsigned long long)c.ct_rate_capped);
+	fl_xdp_close(&x);
 }
 
 /* ---- xdp.fib_lookup, in a network namespace of this test's own ---- */
@@ -1419,23 +1587,30 @@ static void test_parity(void)
 	CHECK(same == PARITY_FLOWS, "%u flows differ", PARITY_FLOWS - same);
 }
 
-/* The program loads for the largest CPU count it accepts: its loops over
- * the other CPUs' conntrack copies must not grow with it (an unrolled loop
- * made it too large for the verifier past about 143 CPUs). */
+/* The program loads for the largest CPU count it accepts, with and without
+ * a new-flow rate: its loops over the other CPUs' conntrack copies must not
+ * grow with it (an unrolled loop made it too large for the verifier past
+ * about 143 CPUs). */
 static void test_many_cpus(void)
 {
-	struct balancer_bpf *skel = balancer_bpf__open();
-	int rc;
+	static const __u32 rates[] = { 0, FLOOD_RATE };
 
-	if (!skel || !skel->rodata) {
-		CHECK(0, "open the skeleton: %s", strerror(errno));
+	for (unsigned i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		struct balancer_bpf *skel = balancer_bpf__open();
+		int rc;
+
+		if (!skel || !skel->rodata) {
+			CHECK(0, "open the skeleton: %s", strerror(errno));
+			balancer_bpf__destroy(skel);
+			return;
+		}
+		skel->rodata->cfg_ncpus = FL_XDP_MAX_CPUS;
+		skel->rodata->cfg_new_flow_rate = rates[i];
+		rc = balancer_bpf__load(skel);
+		CHECK(rc == 0, "load with cfg_ncpus %u, new flow rate %u: %s", FL_XDP_MAX_CPUS,
+		      rates[i], strerror(-rc));
 		balancer_bpf__destroy(skel);
-		return;
 	}
-	skel->rodata->cfg_ncpus = FL_XDP_MAX_CPUS;
-	rc = balancer_bpf__load(skel);
-	CHECK(rc == 0, "load with cfg_ncpus %u: %s", FL_XDP_MAX_CPUS, strerror(-rc));
-	balancer_bpf__destroy(skel);
 }
 
 static const struct fl_test_case cases[] = {
@@ -1450,6 +1625,8 @@ static const struct fl_test_case cases[] = {
 	{ "old_slot_meta", test_old_slot_meta },
 	{ "fib", test_fib },
 	{ "too_big", test_too_big },
+	{ "new_flow_rate", test_new_flow_rate },
+	{ "new_flow_rate_off", test_new_flow_rate_off },
 	{ "parity", test_parity },
 	{ "many_cpus", test_many_cpus },
 };
