@@ -800,17 +800,12 @@ static __noinline void ct_free_other_cpus(const struct fl_flow_key *k)
 
 static __always_inline int ct_expired(const struct fl_xdp_ct_val *c, __u64 now)
 {
-	__u64 idle = now > c->last_seen_ns ? now - c->last_seen_ns : 0;
-	__u32 st = c->state;
-
-	if (st >= FL_XDP_CT_STATES)
-		return 1;
-	return idle > cfg_timeout_ns[st];
+	return fl_xdp_ct_expired(c, now, cfg_timeout_ns);
 }
 
 static __always_inline int ct_live(const struct fl_xdp_ct_val *c, __u64 now)
 {
-	return c->last_seen_ns && !ct_expired(c, now);
+	return fl_xdp_ct_live(c, now, cfg_timeout_ns);
 }
 
 /* ct_find_any_cpu's loop: the key, the time, and the freshest live copy

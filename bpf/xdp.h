@@ -129,6 +129,26 @@ struct fl_xdp_ct_val {
 	__u64 last_seen_ns;	/* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, to a tick */
 };
 
+/* A copy idle past its state's timeout (timeout_ns, by state) is as good
+ * as freed: the program frees it when it next meets it, and counts it as
+ * absent until then, as fulcrum-cp's occupancy scan does. */
+static inline __attribute__((always_inline)) int
+fl_xdp_ct_expired(const struct fl_xdp_ct_val *c, __u64 now, const volatile __u64 *timeout_ns)
+{
+	__u64 idle = now > c->last_seen_ns ? now - c->last_seen_ns : 0;
+	__u32 st = c->state;
+
+	if (st >= FL_XDP_CT_STATES)
+		return 1;
+	return idle > timeout_ns[st];
+}
+
+static inline __attribute__((always_inline)) int
+fl_xdp_ct_live(const struct fl_xdp_ct_val *c, __u64 now, const volatile __u64 *timeout_ns)
+{
+	return c->last_seen_ns && !fl_xdp_ct_expired(c, now, timeout_ns);
+}
+
 _Static_assert(sizeof(struct fl_xdp_vip_key) == 24, "vip key layout");
 _Static_assert(sizeof(struct fl_xdp_vip_val) == 40, "vip value layout");
 _Static_assert(sizeof(struct fl_xdp_addr_key) == 20, "addr key layout");
@@ -272,6 +292,22 @@ int fl_xdp_counters_sum(const struct fl_xdp *x, enum fl_xdp_counter_set set, __u
 
 /* The worker counters (FL_XDP_COUNTERS_WORKER) summed into *out. */
 int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
+
+/* The CPUs the program keeps conntrack copies for (the possible CPUs, at
+ * most FL_XDP_MAX_CPUS). */
+__u32 fl_xdp_ncpus(const struct fl_xdp *x);
+
+/*
+ * Conntrack occupancy per CPU: live[cpu] = the copies CPU cpu holds that
+ * are live (written and not idle past their state's timeout), for cpu <
+ * ncpus. The kernel's LRU map evicts without telling, so the program cannot
+ * keep this count itself: this reads the whole map, in batches, so it costs
+ * about the map's size times the possible CPUs in copying (a few ms for
+ * 65,536 keys on a small host). For an operator's request, not for every
+ * metrics scrape. 0, or -errno with a message.
+ */
+int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 *live, __u32 ncpus, char *err,
+			size_t errlen);
 
 /* Detaches, unmaps and destroys; safe on a closed or zeroed *x. */
 void fl_xdp_close(struct fl_xdp *x);

@@ -18,8 +18,10 @@
 
 #include "addr.h"
 #include "ctl.h"
+#include "err.h"
 #include "maglev.h"
 #include "metrics.h"
+#include "xdp.h"
 #include "xdp_mode.h"
 
 #ifndef FL_VERSION
@@ -747,8 +749,9 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	add_u64(ans, "time_ns", fl_mono_ns());
 	add_u64(ans, "generation", __atomic_load_n(&cp->shm.hdr->published, __ATOMIC_ACQUIRE) >> 1);
 	for (size_t i = 0; i < sizeof(fl_counter_fields) / sizeof(fl_counter_fields[0]); i++)
-		add_u64(c, fl_counter_fields[i].name,
-			*(const __u64 *)((const char *)&sum + fl_counter_fields[i].offset));
+		if (fl_stats_kept(cp, &fl_counter_fields[i]))
+			add_u64(c, fl_counter_fields[i].name,
+				*(const __u64 *)((const char *)&sum + fl_counter_fields[i].offset));
 	for (unsigned r = 0; r < FL_DROP__MAX; r++)
 		add_u64(d, fl_drop_names[r], sum.drops[r]);
 	json_object_object_add(ans, "counters", c);
@@ -791,6 +794,35 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	return 0;
 }
 
+/* The XDP program's conntrack: live copies per CPU, from a scan of the map
+ * (fl_xdp_ct_occupancy). Its per-CPU LRU map evicts without telling, so
+ * there are no eviction figures to give. */
+static int conntrack_xdp(const struct fl_xdp *x, struct json_object *ans, char *err,
+			 size_t errlen)
+{
+	const __u32 n = fl_xdp_ncpus(x);
+	struct json_object *a;
+	__u64 *live = calloc(n ? n : 1, sizeof(*live));
+	int rc;
+
+	if (!live)
+		return fl_err(err, errlen, -ENOMEM, "out of memory");
+	rc = fl_xdp_ct_occupancy(x, live, n, err, errlen);
+	if (rc == 0) {
+		a = json_object_new_array();
+		for (__u32 cpu = 0; cpu < n; cpu++) {
+			struct json_object *o = json_object_new_object();
+
+			add_u64(o, "cpu", cpu);
+			add_u64(o, "occupancy", live[cpu]);
+			json_object_array_add(a, o);
+		}
+		json_object_object_add(ans, "cpus", a);
+	}
+	free(live);
+	return rc;
+}
+
 static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_object *ans,
 			char *err, size_t errlen)
 {
@@ -799,12 +831,10 @@ static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_o
 
 	(void)req, (void)err, (void)errlen;
 	add_u64(ans, "capacity", cp->cfg.dataplane.conntrack.capacity);
-	/* the XDP program keeps conntrack in a per-CPU LRU map, which
-	 * evicts without telling: there are no per-worker figures to give */
 	add_str(ans, "dataplane", fl_cp_xdp_program(cp) ? "xdp" : "dpdk");
 	if (fl_cp_xdp_program(cp)) {
 		json_object_put(a);
-		return 0;
+		return conntrack_xdp(fl_cp_xdp_program(cp), ans, err, errlen);
 	}
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
 		const struct fl_worker_counters *k = fl_shm_worker_counters(&cp->shm, w);

@@ -330,8 +330,17 @@ static void show_conntrack(struct json_object *ans)
 	struct json_object *ws = a_of(ans, "workers");
 
 	if (strcmp(s_of(ans, "dataplane"), "xdp") == 0) {
-		printf("capacity per CPU: %lld (XDP: a per-CPU LRU map; occupancy and evictions "
-		       "are not tracked)\n", i_of(ans, "capacity"));
+		struct json_object *cpus = a_of(ans, "cpus");
+
+		/* the kernel's LRU map evicts without telling */
+		printf("capacity per CPU: %lld (XDP: a per-CPU LRU map; evictions are not "
+		       "counted)\n", i_of(ans, "capacity"));
+		printf("%4s %10s\n", "CPU", "OCCUPANCY");
+		for (size_t i = 0; cpus && i < json_object_array_length(cpus); i++) {
+			struct json_object *c = json_object_array_get_idx(cpus, i);
+
+			printf("%4lld %10lld\n", i_of(c, "cpu"), i_of(c, "occupancy"));
+		}
 		return;
 	}
 	printf("capacity per worker: %lld\n", i_of(ans, "capacity"));

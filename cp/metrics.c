@@ -54,6 +54,13 @@ void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum)
 		add_block(sum, fl_shm_worker_counters(&cp->shm, w), sizeof(*sum));
 }
 
+bool fl_stats_kept(const struct fl_cp *cp, const struct fl_counter_field *f)
+{
+	return !fl_cp_xdp_program(cp) ||
+	       (f->offset != offsetof(struct fl_worker_counters, ct_occupancy) &&
+		f->offset != offsetof(struct fl_worker_counters, ct_evictions));
+}
+
 void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum)
 {
 	const struct fl_xdp *x = fl_cp_xdp_program(cp);
@@ -204,6 +211,9 @@ static void render_dp(struct fl_cp *cp, struct buf *b)
 	for (size_t i = 0; i < sizeof(fl_counter_fields) / sizeof(fl_counter_fields[0]); i++) {
 		const struct fl_counter_field *f = &fl_counter_fields[i];
 		bool gauge = strcmp(f->name, "ct_occupancy") == 0;
+
+		if (!fl_stats_kept(cp, f))
+			continue;
 		snprintf(name, sizeof(name), gauge ? "fulcrum_dp_%s" : "fulcrum_dp_%s_total", f->name);
 		head(b, name, gauge ? "gauge" : "counter", "data plane counter summed over workers");
 		put(b, "%s %llu\n", name,

@@ -1351,6 +1351,55 @@ static void test_new_flow_rate_off(void)
 	fl_xdp_close(&x);
 }
 
+/* Conntrack occupancy, which the kernel's LRU map does not count: the scan
+ * finds each CPU's live copies, and not the ones idle past their state's
+ * timeout (SYN-only flows here, after 1 s) that no packet has freed yet. */
+static void test_ct_occupancy(void)
+{
+	const int two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+	struct fl_xdp_knobs k;
+	struct fl_xdp x;
+	struct flow fl;
+	cpu_set_t saved;
+	char err[512] = "";
+	__u64 live[2];
+	unsigned sent = 0;
+
+	NEED_ENV();
+	knobs_init(&k);
+	memcpy(k.next_hop_mac, KNOB_NEXT_HOP, 6);
+	k.ct_timeout_s[FL_XDP_CT_SYN] = 1;
+	REQUIRE(fl_xdp_open_load(&x, &k, err, sizeof(err)) == 0 &&
+		fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0, "load: %s",
+		err);
+	REQUIRE(sched_getaffinity(0, sizeof(saved), &saved) == 0, "sched_getaffinity");
+	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
+	sent += syn_flood(&x, 0x6000, 100);
+	for (unsigned i = 0; i < 10; i++) {
+		flow_to(&fl, V4_IPIP, 0x7000 + i, 46000, TH_SYN);
+		sent += sent_by_hash(&x, &fl);
+		fl.tcp_flags = TH_ACK;
+		sent += sent_by_hash(&x, &fl);
+	}
+	if (two) {
+		REQUIRE(run_on_cpu(1) == 0, "cannot run on CPU 1");
+		sent += syn_flood(&x, 0x8000, 20);
+	}
+	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
+	CHECK(sent == 120 + (two ? 20 : 0), "%u packets sent by the hash", sent);
+
+	CHECK(fl_xdp_ct_occupancy(&x, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
+	CHECK(live[0] == 110 && live[1] == (two ? 20 : 0),
+	      "occupancy %llu on CPU 0 (want 110), %llu on CPU 1",
+	      (unsigned long long)live[0], (unsigned long long)live[1]);
+	usleep(1500 * 1000);
+	CHECK(fl_xdp_ct_occupancy(&x, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
+	CHECK(live[0] == 10 && live[1] == 0,
+	      "after the SYN timeout: occupancy %llu on CPU 0 (want the 10 established), "
+	      "%llu on CPU 1", (unsigned long long)live[0], (unsigned long long)live[1]);
+	fl_xdp_close(&x);
+}
+
 /* ---- xdp.fib_lookup, in a network namespace of this test's own ---- */
 
 static const __u8 FIB_GW_A[6] = { 2, 0, 0, 0, 0xfe, 1 }, FIB_GW_B[6] = { 2, 0, 0, 0, 0xfe, 2 };
@@ -1627,6 +1676,7 @@ static const struct fl_test_case cases[] = {
 	{ "too_big", test_too_big },
 	{ "new_flow_rate", test_new_flow_rate },
 	{ "new_flow_rate_off", test_new_flow_rate_off },
+	{ "ct_occupancy", test_ct_occupancy },
 	{ "parity", test_parity },
 	{ "many_cpus", test_many_cpus },
 };

@@ -209,6 +209,24 @@ def test(lab):
         f"{vip['new_flows']} new flows + {reopened} reopened 5-tuples (at least {least}); "
         f"backend packets {per_be}; rx {stats['counters'].get('rx_packets')}")
 
+    # fulcrumctl conntrack: the records those connections left (closing,
+    # kept for tcp_closing_timeout), per worker from fulcrum-dp's counters
+    ct = json.loads(subprocess.run(
+        [os.path.join(BUILD, "cp", "fulcrumctl"), "-c", lab.env["FL_LAB_CONFIG"], "--json",
+         "conntrack"], capture_output=True, text=True, timeout=10, check=True).stdout)
+    # or per CPU from a scan of the XDP program's map, where a flow whose
+    # packets met two CPUs has a copy on each: never more than the records
+    # ever made (new_flows), on each CPU
+    rows = ct.get("cpus" if XDP else "workers", [])
+    occupancy = sum(r["occupancy"] for r in rows)
+    most = stats["counters"]["new_flows"] * (len(rows) if XDP else 1)
+    # stats leaves out what the XDP program cannot count, rather than 0
+    kept = "ct_occupancy" in stats["counters"] and "ct_evictions" in stats["counters"]
+    (ok if 0 < occupancy <= most and kept != XDP else fail)(
+        f"fulcrumctl conntrack after them: {occupancy} records in use over {len(rows)} "
+        f"{'CPUs' if XDP else 'workers'} (between 1 and {most}); stats "
+        f"{'has' if kept else 'has no'} ct_occupancy and ct_evictions")
+
     # 200 long-lived connections through every kind of change
     holder = subprocess.Popen(lab.netns("/usr/bin/python3", CLIENT, "hold", "200"),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
