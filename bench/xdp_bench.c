@@ -28,6 +28,7 @@
 #include <bpf/libbpf.h>
 
 #include "maglev.h"
+#include "pkt.h"
 #include "xdp.h"
 #include "bench.h"
 #include "xdp_floor.skel.h"
@@ -98,6 +99,15 @@ static void frame_make(struct frame *f, unsigned v, unsigned dport)
 	d[l4 + 13] = 0x02;	/* SYN */
 	f->sport_off = l4;
 	f->len = l4 + 20;
+}
+
+/* Established traffic is ACKs: a record made by an ACK is established
+ * (tcp_timeout), where a SYN's lasts syn_timeout (5 s), which the later
+ * runs outlast, so that their "0.9M random" would time expired records
+ * being made anew. New flows are SYNs. */
+static void frame_tcp_flags(struct frame *f, __u8 flags)
+{
+	f->b[f->sport_off + 13] = flags;
 }
 
 /* Flow number n: its source address and port. */
@@ -290,6 +300,7 @@ int main(int argc, char **argv)
 		load(&small, &shm, FULL_CT);
 		frame_make(&f, v, 80);
 		frame_make(&nonvip, v, 22);
+		frame_tcp_flags(&f, FL_TCP_ACK);
 		for (__u32 n = 0; n < ESTABLISHED; n++) {	/* 0.9M flows in conntrack */
 			frame_flow(&f, n);
 			run_once(fl_xdp_prog_fd(&big), &f, &verdict);
@@ -305,10 +316,12 @@ int main(int argc, char **argv)
 		}
 		for (int r = 0; r < runs; r++) {
 			frame_flow(&f, 0);
+			frame_tcp_flags(&f, FL_TCP_ACK);
 			hot[r] = measure_net(fl_xdp_prog_fd(&big), floor_fd, &f, HOT, calls, &fresh,
 					     &fl[r]);
 			rnd[r] = measure_net(fl_xdp_prog_fd(&big), floor_fd, &f, RANDOM_EST, calls,
 					     &fresh, &ignored);
+			frame_tcp_flags(&f, FL_TCP_SYN);
 			fresh_ns[r] = measure_net(fl_xdp_prog_fd(&big), floor_fd, &f, NEW, calls,
 						  &fresh, &ignored);
 			full[r] = measure_net(fl_xdp_prog_fd(&small), floor_fd, &f, NEW, calls,
