@@ -588,10 +588,11 @@ __u32 fl_xdp_ncpus(const struct fl_xdp *x)
 /* Keys one bpf() call of the occupancy scan reads. */
 #define FL_XDP_CT_SCAN_BATCH 1024u
 
-int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 *live, __u32 ncpus, char *err,
-			size_t errlen)
+int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 max_copies, __u64 *live, __u32 ncpus,
+			char *err, size_t errlen)
 {
 	const int fd = bpf_map__fd(x->skel->maps.conntrack);
+	const __u32 capacity = bpf_map__max_entries(x->skel->maps.conntrack);
 	/* a per-CPU value is read for every possible CPU, 8-byte aligned */
 	const int possible = libbpf_num_possible_cpus();
 	const size_t stride = (sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7;
@@ -605,6 +606,11 @@ int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 *live, __u32 ncpus, char *
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	if (possible <= 0)
 		return fl_err(err, errlen, -EINVAL, "conntrack scan: cannot count the possible CPUs");
+	if ((__u64)capacity * (__u64)possible > max_copies)
+		return fl_err(err, errlen, -E2BIG,
+			      "conntrack occupancy not counted: %u keys x %d CPUs is more than "
+			      "a scan reads at once (%llu)", capacity, possible,
+			      (unsigned long long)max_copies);
 	keys = calloc(FL_XDP_CT_SCAN_BATCH, sizeof(*keys));
 	vals = calloc(FL_XDP_CT_SCAN_BATCH, stride * (size_t)possible);
 	if (!keys || !vals) {

@@ -794,9 +794,17 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	return 0;
 }
 
+/* The most key copies (keys x CPUs) the conntrack op scans: the scan runs
+ * on the loop that also checks health and publishes, at about 3 ms per
+ * 10,000 copies here, so this bounds its stall to about 80 ms (a bigger
+ * map is refused with a message; a scan spread over loop turns would lift
+ * the bound). */
+#define CT_SCAN_MAX_COPIES (1u << 18)
+
 /* The XDP program's conntrack: live copies per CPU, from a scan of the map
- * (fl_xdp_ct_occupancy). Its per-CPU LRU map evicts without telling, so
- * there are no eviction figures to give. */
+ * (fl_xdp_ct_occupancy), when it is small enough (CT_SCAN_MAX_COPIES). Its
+ * per-CPU LRU map evicts without telling, so there are no eviction figures
+ * to give. */
 static int conntrack_xdp(const struct fl_xdp *x, struct json_object *ans, char *err,
 			 size_t errlen)
 {
@@ -807,7 +815,7 @@ static int conntrack_xdp(const struct fl_xdp *x, struct json_object *ans, char *
 
 	if (!live)
 		return fl_err(err, errlen, -ENOMEM, "out of memory");
-	rc = fl_xdp_ct_occupancy(x, live, n, err, errlen);
+	rc = fl_xdp_ct_occupancy(x, CT_SCAN_MAX_COPIES, live, n, err, errlen);
 	if (rc == 0) {
 		a = json_object_new_array();
 		for (__u32 cpu = 0; cpu < n; cpu++) {

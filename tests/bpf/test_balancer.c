@@ -1388,12 +1388,14 @@ static void test_ct_occupancy(void)
 	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
 	CHECK(sent == 120 + (two ? 20 : 0), "%u packets sent by the hash", sent);
 
-	CHECK(fl_xdp_ct_occupancy(&x, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
+	CHECK(fl_xdp_ct_occupancy(&x, 1000, live, 2, err, sizeof(err)) == -E2BIG &&
+	      strstr(err, "not counted"), "a map over the scan bound: '%s'", err);
+	CHECK(fl_xdp_ct_occupancy(&x, UINT64_MAX, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
 	CHECK(live[0] == 110 && live[1] == (two ? 20 : 0),
 	      "occupancy %llu on CPU 0 (want 110), %llu on CPU 1",
 	      (unsigned long long)live[0], (unsigned long long)live[1]);
 	usleep(1500 * 1000);
-	CHECK(fl_xdp_ct_occupancy(&x, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
+	CHECK(fl_xdp_ct_occupancy(&x, UINT64_MAX, live, 2, err, sizeof(err)) == 0, "scan: %s", err);
 	CHECK(live[0] == 10 && live[1] == 0,
 	      "after the SYN timeout: occupancy %llu on CPU 0 (want the 10 established), "
 	      "%llu on CPU 1", (unsigned long long)live[0], (unsigned long long)live[1]);
