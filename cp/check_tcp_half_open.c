@@ -25,6 +25,12 @@
  * source the route picks, found once per checker (a UDP connect) and given
  * to the kernel with IP_PKTINFO so that it sends from exactly that address.
  * A failed probe finds it again: the route may have changed.
+ *
+ * Sending: a probe's start queues its SYN, and the SYNs queued in one
+ * iteration of the loop (health.c starts the probes due in one step of its
+ * grid together: 50 at 10,000 a second) go out in one sendmmsg, deferred
+ * to the end of the iteration. A SYN the kernel refuses fails its own
+ * probe, with the kernel's reason, and no other.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -50,10 +56,38 @@
  * grid together: 50 at 10,000 a second); room for far larger ones, capped
  * by net.core.rmem_max */
 #define HOP_RCVBUF (1 << 20)
+/* SYNs queued for one sendmmsg; a probe that finds the queue full sends
+ * it at once (the refused among them are failed at the end of the
+ * iteration all the same) */
+#define HOP_BATCH 64
 
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
+
+/* The SYN, and the same bytes as 16-bit words for the checksum. */
+union hop_syn {
+	struct {
+		struct tcphdr th;
+		/* kind 2, length 4, value: middleboxes drop SYNs without */
+		__u8 mss[4];
+	} s;
+	__u16 w[12];
+};
+
+/* A queued SYN: what its message of the sendmmsg points to. */
+struct hop_out {
+	union hop_syn syn;
+	union {
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6;
+	} dst;
+	struct iovec iov;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];	/* IPv4: the source */
+		struct cmsghdr align;
+	} ctl;
+};
 
 struct hop_port {
 	int fd;				/* holds the port; -1 when not taken */
@@ -68,13 +102,22 @@ struct hop_prober {
 	struct fl_io io;		/* the raw socket */
 	int route_fd;			/* IPv4: a UDP socket whose connect finds the source */
 	uint32_t n_checks;		/* attached */
-	bool dispatching;		/* in prober_ready, which frees it if need be */
+	bool dispatching;		/* in a callback that frees it if need be */
 	struct hop_check **buckets;	/* by target */
 	uint32_t n_buckets;		/* a power of 2 */
 	struct hop_port ports[HOP_MAX_PORTS];
+	/* SYNs waiting for the end of the iteration; an aborted probe
+	 * leaves NULL in queued */
+	struct fl_defer flush;
+	uint32_t n_queued;
+	struct hop_check *queued[HOP_BATCH];
+	struct mmsghdr msgs[HOP_BATCH];
+	struct hop_out out[HOP_BATCH];
+	struct hop_check *refused;	/* whose SYN the kernel refused, to fail */
 };
 
-/* A checker's share: c->held. */
+/* A checker's share: c->held. What every probe reads comes first: the
+ * refused list is for the rare probe the kernel would not send. */
 struct hop_check {
 	struct hop_check *next;		/* in its bucket */
 	struct fl_checker *c;
@@ -84,19 +127,13 @@ struct hop_check {
 	bool in_flight;
 	__be32 ack;			/* the probe's ISN + 1, what its answer acknowledges */
 	struct in_addr src;		/* IPv4: the route's source; 0 = find it */
+	struct hop_check **cell;	/* in p->queued; NULL when not queued */
+	/* in p->refused, with the kernel's reason; NULL pprev when not */
+	struct hop_check *refused_next, **refused_pprev;
+	int send_errno;
 };
 
 static struct hop_prober *probers;
-
-/* The SYN, and the same bytes as 16-bit words for the checksum. */
-union hop_syn {
-	struct {
-		struct tcphdr th;
-		/* kind 2, length 4, value: middleboxes drop SYNs without */
-		__u8 mss[4];
-	} s;
-	__u16 w[12];
-};
 
 static const void *target_addr(const struct fl_checker *c)
 {
@@ -129,7 +166,13 @@ static uint32_t target_hash(int family, const void *addr, __be16 port)
 
 static bool same_target(const struct fl_checker *c, int family, const void *addr, __be16 port)
 {
-	return target_port(c) == port && memcmp(target_addr(c), addr, addr_len(family)) == 0;
+	if (target_port(c) != port)
+		return false;
+	/* constant lengths: compared inline, not by a call to memcmp for
+	 * each answer */
+	if (family == AF_INET)
+		return memcmp(target_addr(c), addr, 4) == 0;
+	return memcmp(target_addr(c), addr, 16) == 0;
 }
 
 /* ---- the socket filter ---- */
@@ -240,6 +283,7 @@ static void port_put(struct hop_prober *p, unsigned idx)
 /* ---- probers ---- */
 
 static void prober_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events);
+static void prober_flush(struct fl_loop *loop, void *arg);
 
 static void prober_free(struct hop_prober *p)
 {
@@ -252,6 +296,7 @@ static void prober_free(struct hop_prober *p)
 			break;
 		}
 	fl_io_del(p->loop, &p->io);
+	fl_defer_cancel(p->loop, &p->flush);
 	if (fd >= 0)
 		close(fd);
 	if (p->route_fd >= 0)
@@ -345,6 +390,7 @@ static int prober_get(struct fl_loop *loop, int family, struct hop_prober **out,
 	p->n_buckets = 64;
 	p->io.fd = -1;
 	p->route_fd = -1;
+	fl_defer_init(&p->flush, prober_flush, p);
 	for (unsigned i = 0; i < HOP_MAX_PORTS; i++)
 		p->ports[i].fd = -1;
 	p->next = probers;
@@ -483,69 +529,144 @@ static __u16 checksum_v4(struct in_addr src, struct in_addr dst, const union hop
 	return (__u16)~sum;
 }
 
-static ssize_t send_v4(struct hop_check *h, union hop_syn *syn)
+/* Fills the queued SYN's IPv4 message: to the target, from the route's
+ * source, with the checksum over that pair. */
+static void out_v4(struct hop_check *h, struct hop_out *o, struct msghdr *msg)
 {
-	struct sockaddr_in dst = *(const struct sockaddr_in *)&h->c->target;
 	struct in_pktinfo pi = { .ipi_spec_dst = h->src };
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = syn, .iov_len = sizeof(syn->s) };
-	struct msghdr msg = {
-		.msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+	struct cmsghdr *cm;
 
+	o->dst.v4 = *(const struct sockaddr_in *)&h->c->target;
+	/* a raw socket's port field is the protocol, or nothing */
+	o->dst.v4.sin_port = 0;
+	msg->msg_namelen = sizeof(o->dst.v4);
+	msg->msg_control = o->ctl.buf;
+	msg->msg_controllen = sizeof(o->ctl.buf);
+	cm = CMSG_FIRSTHDR(msg);
 	cm->cmsg_level = IPPROTO_IP;
 	cm->cmsg_type = IP_PKTINFO;
 	cm->cmsg_len = CMSG_LEN(sizeof(pi));
 	memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-	syn->s.th.check = checksum_v4(h->src, dst.sin_addr, syn);
-	/* a raw socket's port field is the protocol, or nothing */
-	dst.sin_port = 0;
-	return sendmsg(h->p->io.fd, &msg, 0);
+	o->syn.s.th.check = checksum_v4(h->src, o->dst.v4.sin_addr, &o->syn);
 }
 
-static ssize_t send_v6(struct hop_check *h, union hop_syn *syn)
+static void out_v6(struct hop_check *h, struct hop_out *o, struct msghdr *msg)
 {
-	struct sockaddr_in6 dst = *(const struct sockaddr_in6 *)&h->c->target;
+	o->dst.v6 = *(const struct sockaddr_in6 *)&h->c->target;
+	o->dst.v6.sin6_port = 0;
+	msg->msg_namelen = sizeof(o->dst.v6);
+}
 
-	dst.sin6_port = 0;
-	return sendto(h->p->io.fd, syn, sizeof(syn->s), 0, (struct sockaddr *)&dst, sizeof(dst));
+/* Queues the probe's SYN, with sequence number isn, for the end of the
+ * iteration. The queue has room. */
+static void syn_queue(struct hop_check *h, uint32_t isn)
+{
+	struct hop_prober *p = h->p;
+	uint32_t i = p->n_queued++;
+	struct hop_out *o = &p->out[i];
+	struct msghdr *msg = &p->msgs[i].msg_hdr;
+	__u16 mss = p->family == AF_INET ? HOP_MSS_V4 : HOP_MSS_V6;
+
+	memset(&o->syn, 0, sizeof(o->syn));
+	o->syn.s.th.source = p->ports[h->idx].port;
+	o->syn.s.th.dest = target_port(h->c);
+	o->syn.s.th.seq = htonl(isn);
+	o->syn.s.th.doff = sizeof(o->syn.s) / 4;
+	o->syn.s.th.syn = 1;
+	o->syn.s.th.window = htons(HOP_WINDOW);
+	o->syn.s.mss[0] = TCPOPT_MAXSEG;
+	o->syn.s.mss[1] = TCPOLEN_MAXSEG;
+	o->syn.s.mss[2] = (__u8)(mss >> 8);
+	o->syn.s.mss[3] = (__u8)mss;
+	o->iov = (struct iovec){ .iov_base = &o->syn, .iov_len = sizeof(o->syn.s) };
+	*msg = (struct msghdr){ .msg_name = &o->dst, .msg_iov = &o->iov, .msg_iovlen = 1 };
+	if (p->family == AF_INET)
+		out_v4(h, o, msg);
+	else
+		out_v6(h, o, msg);
+	p->queued[i] = h;
+	h->cell = &p->queued[i];
+}
+
+static void refused_del(struct hop_check *h)
+{
+	*h->refused_pprev = h->refused_next;
+	if (h->refused_next)
+		h->refused_next->refused_pprev = h->refused_pprev;
+	h->refused_pprev = NULL;
+}
+
+/* Sends the queued SYNs, in as few sendmmsg as the kernel allows: it stops
+ * at the first message it refuses, whose probe goes to p->refused with the
+ * reason, and the rest goes on from the next message. */
+static void prober_send(struct hop_prober *p)
+{
+	uint32_t n = 0;
+
+	/* close the holes of aborted probes: a message still points to its
+	 * own out[] */
+	for (uint32_t i = 0; i < p->n_queued; i++)
+		if (p->queued[i]) {
+			p->queued[n] = p->queued[i];
+			p->msgs[n++] = p->msgs[i];
+		}
+	p->n_queued = 0;
+	for (uint32_t j = 0; j < n;) {
+		int sent = sendmmsg(p->io.fd, p->msgs + j, n - j, 0);
+		struct hop_check *h;
+
+		if (sent > 0) {
+			for (uint32_t end = j + (uint32_t)sent; j < end; j++)
+				p->queued[j]->cell = NULL;
+			continue;
+		}
+		h = p->queued[j++];
+		h->cell = NULL;
+		h->send_errno = errno;
+		h->refused_next = p->refused;
+		if (h->refused_next)
+			h->refused_next->refused_pprev = &h->refused_next;
+		p->refused = h;
+		h->refused_pprev = &p->refused;
+	}
+}
+
+/* End of the iteration: sends what is queued, then fails the probes whose
+ * SYN was refused, one at a time off the list, as a callback may stop the
+ * checker of another (its abort takes it off) or the last checker
+ * (dispatching keeps the prober until the end). */
+static void prober_flush(struct fl_loop *loop, void *arg)
+{
+	struct hop_prober *p = arg;
+	struct hop_check *h;
+
+	(void)loop;
+	prober_send(p);
+	p->dispatching = true;
+	while ((h = p->refused) != NULL) {
+		refused_del(h);
+		snprintf(h->c->reason, sizeof(h->c->reason), "send: %s", strerror(h->send_errno));
+		probe_failed(h);
+		fl_checker_done(h->c, false);
+	}
+	p->dispatching = false;
+	prober_put(p);
 }
 
 static int hop_start(struct fl_checker *c)
 {
 	struct hop_check *h = c->held;
-	union hop_syn syn;
+	struct hop_prober *p = h->p;
 	uint32_t isn = fl_check_random();
-	__u16 mss;
-	ssize_t n;
 	int rc;
 
-	if (h->p->family == AF_INET && h->src.s_addr == 0 && (rc = find_source(h)) < 0)
+	if (p->family == AF_INET && h->src.s_addr == 0 && (rc = find_source(h)) < 0)
 		return rc;
-	memset(&syn, 0, sizeof(syn));
-	syn.s.th.source = h->p->ports[h->idx].port;
-	syn.s.th.dest = target_port(c);
-	syn.s.th.seq = htonl(isn);
-	syn.s.th.doff = sizeof(syn.s) / 4;
-	syn.s.th.syn = 1;
-	syn.s.th.window = htons(HOP_WINDOW);
-	mss = h->p->family == AF_INET ? HOP_MSS_V4 : HOP_MSS_V6;
-	syn.s.mss[0] = TCPOPT_MAXSEG;
-	syn.s.mss[1] = TCPOLEN_MAXSEG;
-	syn.s.mss[2] = (__u8)(mss >> 8);
-	syn.s.mss[3] = (__u8)mss;
-	n = h->p->family == AF_INET ? send_v4(h, &syn) : send_v6(h, &syn);
-	if (n < 0) {
-		rc = -errno;
-		snprintf(c->reason, sizeof(c->reason), "send: %s", strerror(errno));
-		probe_failed(h);
-		return rc;
-	}
+	if (p->n_queued == HOP_BATCH)
+		prober_send(p);
+	syn_queue(h, isn);
+	fl_defer(p->loop, &p->flush);
+	/* the answer comes after the SYN leaves, at the end of the iteration */
 	h->ack = htonl(isn + 1);
 	h->in_flight = true;
 	return 0;
@@ -555,9 +676,17 @@ static void hop_abort(struct fl_checker *c)
 {
 	struct hop_check *h = c->held;
 
+	if (!h)
+		return;
+	/* a SYN not sent yet stays unsent; a refused one is not reported */
+	if (h->cell) {
+		*h->cell = NULL;
+		h->cell = NULL;
+	}
+	if (h->refused_pprev)
+		refused_del(h);
 	/* a late answer now matches nothing */
-	if (h)
-		probe_failed(h);
+	probe_failed(h);
 }
 
 /* ---- answers ---- */

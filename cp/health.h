@@ -65,32 +65,35 @@ extern const struct fl_check_ops fl_check_tcp_half_open_ops;
 typedef void (*fl_checker_cb)(struct fl_checker *c, void *arg);
 
 struct fl_checker {
-	struct fl_hc_config hc;
-	const struct fl_check_ops *ops;
-	struct sockaddr_storage target;
-	socklen_t target_len;
-	char target_text[64];		/* "ADDR:PORT", for messages and Host */
-	struct fl_loop *loop;
+	/* What every probe touches first, in three cache lines, then
+	 * reason and hc (its numbers first): with 10,000 checkers, each line
+	 * a probe touches is a cache miss, 20,000 times a second. */
 	struct fl_timer timer;		/* next probe, or the running one's deadline */
-	struct fl_io io;		/* the checker's socket; fd -1 when none */
-	void *probe;			/* the type's per-probe state */
+	struct fl_loop *loop;
+	const struct fl_check_ops *ops;
 	void *held;			/* what ops->attach took; NULL when none */
+	void *probe;			/* the type's per-probe state */
+	struct fl_io io;		/* the checker's socket; fd -1 when none */
 	uint64_t probe_start_ns;
 	bool running;			/* a probe is in flight */
 	bool started;			/* fl_checker_start called, not stopped */
 	/* state */
 	bool up;
+	bool last_ok;
 	uint32_t ok_run;		/* consecutive successes */
 	uint32_t fail_run;		/* consecutive failures */
+	socklen_t target_len;
 	uint64_t n_checks;
 	uint64_t n_failures;
-	uint64_t n_changes;
-	uint64_t last_change_ns;
-	char reason[FL_HC_REASON_LEN];	/* of the last probe */
-	bool last_ok;
 	/* what the callback is told */
 	fl_checker_cb cb;
 	void *cb_arg;
+	struct sockaddr_storage target;
+	char reason[FL_HC_REASON_LEN];	/* of the last probe */
+	struct fl_hc_config hc;
+	uint64_t n_changes;
+	uint64_t last_change_ns;
+	char target_text[64];		/* "ADDR:PORT", for messages and Host */
 };
 
 /*

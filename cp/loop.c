@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The epoll + timerfd + timer heap loop of cp/loop.h. */
+/* The epoll + timerfd + timing wheel loop of cp/loop.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +16,6 @@
  * never stop being ready */
 #define FL_LOOP_MAX_ROUNDS 16
 #define NS_PER_MS 1000000ull
-#define FL_LOOP_SLACK_NS NS_PER_MS
 /* tfd_armed_ns after the timerfd fired: matches no time, forcing a re-arm */
 #define TFD_FIRED UINT64_MAX
 
@@ -28,6 +27,65 @@ uint64_t fl_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- timer lists: the wheel's slots, the expired, those firing ---- */
+
+static uint64_t ms_up(uint64_t ns)
+{
+	return (ns + NS_PER_MS - 1) / NS_PER_MS;
+}
+
+static void list_init(struct fl_timer_link *head)
+{
+	head->next = head->prev = head;
+}
+
+static bool list_empty(const struct fl_timer_link *head)
+{
+	return head->next == head;
+}
+
+static struct fl_timer *list_timer(struct fl_timer_link *l)
+{
+	return (struct fl_timer *)((char *)l - offsetof(struct fl_timer, link));
+}
+
+static void list_add_tail(struct fl_timer_link *head, struct fl_timer *t)
+{
+	t->link.prev = head->prev;
+	t->link.next = head;
+	head->prev->next = &t->link;
+	head->prev = &t->link;
+	t->heap_idx = FL_TIMER_LISTED;
+}
+
+static void list_del(struct fl_timer *t)
+{
+	t->link.prev->next = t->link.next;
+	t->link.next->prev = t->link.prev;
+}
+
+/* Moves the timers of from to the end of to, touching only the ends: a
+ * walk along a slot would miss the cache once per timer, one at a time. */
+static void list_splice_tail(struct fl_timer_link *to, struct fl_timer_link *from)
+{
+	struct fl_timer_link *first = from->next, *last = from->prev;
+
+	if (list_empty(from))
+		return;
+	first->prev = to->prev;
+	to->prev->next = first;
+	last->next = to;
+	to->prev = last;
+	list_init(from);
+}
+
+/* Marks the timers of a list not armed (the loop is going). */
+static void timers_forget(struct fl_timer_link *head)
+{
+	for (struct fl_timer_link *l = head->next; l != head; l = l->next)
+		list_timer(l)->heap_idx = FL_TIMER_IDLE;
+}
+
 int fl_loop_init(struct fl_loop *loop, char *err, size_t errlen)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
@@ -35,12 +93,21 @@ int fl_loop_init(struct fl_loop *loop, char *err, size_t errlen)
 
 	memset(loop, 0, sizeof(*loop));
 	loop->tfd = -1;
+	list_init(&loop->expired);
 	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (loop->epfd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
 		return rc;
 	}
+	loop->wheel = malloc(FL_WHEEL_SLOTS * sizeof(*loop->wheel));
+	if (!loop->wheel) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (uint32_t s = 0; s < FL_WHEEL_SLOTS; s++)
+		list_init(&loop->wheel[s]);
 	loop->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (loop->tfd < 0) {
 		rc = -errno;
@@ -54,6 +121,7 @@ int fl_loop_init(struct fl_loop *loop, char *err, size_t errlen)
 		goto fail;
 	}
 	loop->now_ns = fl_mono_ns();
+	loop->wheel_ms = loop->now_ns / NS_PER_MS + 1;
 	return 0;
 fail:
 	fl_loop_fini(loop);
@@ -66,11 +134,20 @@ void fl_loop_fini(struct fl_loop *loop)
 		close(loop->tfd);
 	if (loop->epfd >= 0)
 		close(loop->epfd);
-	for (uint32_t i = 0; i < loop->n_timers; i++)
+	for (uint32_t i = 0; i < loop->n_heap; i++)
 		loop->heap[i].t->heap_idx = FL_TIMER_IDLE;
+	timers_forget(&loop->expired);
+	for (uint32_t s = 0; loop->wheel && s < FL_WHEEL_SLOTS; s++)
+		timers_forget(&loop->wheel[s]);
+	while (loop->deferred)
+		fl_defer_cancel(loop, loop->deferred);
 	free(loop->heap);
+	free(loop->wheel);
 	loop->heap = NULL;
-	loop->n_timers = loop->cap_timers = 0;
+	loop->wheel = NULL;
+	list_init(&loop->expired);
+	memset(loop->wheel_bits, 0, sizeof(loop->wheel_bits));
+	loop->n_timers = loop->n_heap = loop->cap_heap = 0;
 	loop->tfd = loop->epfd = -1;
 }
 
@@ -114,9 +191,46 @@ void fl_io_del(struct fl_loop *loop, struct fl_io *io)
 			loop->batch[i].data.ptr = loop;
 }
 
-/* ---- the heap: 4-ary, parent of i is (i - 1) / 4, earliest at 0 ----
- * The four children of a slot are 64 contiguous bytes, and the tree is half
- * as deep as a binary one: 10,000 checks re-arm 30,000 times a second. */
+#define WHEEL_MASK (FL_WHEEL_SLOTS - 1)
+#define NO_MS UINT64_MAX
+
+static void wheel_bit_clear(struct fl_loop *loop, uint32_t s)
+{
+	loop->wheel_bits[s / 64] &= ~(1ull << (s % 64));
+}
+
+/* The first millisecond from wheel_ms, before limit, whose slot holds
+ * timers, or NO_MS. A cancel leaves its slot's bit set: the bits of slots
+ * found empty are cleared here. */
+static uint64_t wheel_next(struct fl_loop *loop, uint64_t limit)
+{
+	uint64_t ms = loop->wheel_ms, end = ms + FL_WHEEL_SLOTS;
+
+	if (limit < end)
+		end = limit;
+	while (ms < end) {
+		uint32_t s = ms & WHEEL_MASK;
+		uint64_t bits = loop->wheel_bits[s / 64] >> (s % 64);
+
+		if (bits == 0) {
+			ms += 64 - s % 64;
+			continue;
+		}
+		ms += (uint64_t)__builtin_ctzll(bits);
+		if (ms >= end)
+			break;
+		s = ms & WHEEL_MASK;
+		if (!list_empty(&loop->wheel[s]))
+			return ms;
+		wheel_bit_clear(loop, s);
+		ms++;
+	}
+	return NO_MS;
+}
+
+/* ---- the heap of the timers beyond the wheel: 4-ary, parent of i is
+ * (i - 1) / 4, earliest at 0. The four children of a slot are 64
+ * contiguous bytes, and the tree is half as deep as a binary one. ---- */
 
 #define HEAP_ARITY 4
 
@@ -143,7 +257,7 @@ static void heap_up(struct fl_loop *loop, uint32_t i)
 static void heap_down(struct fl_loop *loop, uint32_t i)
 {
 	struct fl_timer_slot s = loop->heap[i];
-	uint32_t n = loop->n_timers;
+	uint32_t n = loop->n_heap;
 
 	for (;;) {
 		uint32_t first = HEAP_ARITY * i + 1, last, c;
@@ -162,10 +276,26 @@ static void heap_down(struct fl_loop *loop, uint32_t i)
 	heap_place(loop, i, s);
 }
 
+/* Room for one more timer in the heap. 0 or -ENOMEM. */
+static int heap_reserve(struct fl_loop *loop)
+{
+	uint32_t cap = loop->cap_heap ? 2 * loop->cap_heap : 64;
+	struct fl_timer_slot *h;
+
+	if (loop->n_heap < loop->cap_heap)
+		return 0;
+	h = realloc(loop->heap, cap * sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	loop->heap = h;
+	loop->cap_heap = cap;
+	return 0;
+}
+
 static void heap_remove(struct fl_loop *loop, struct fl_timer *t)
 {
 	uint32_t i = t->heap_idx;
-	struct fl_timer_slot last = loop->heap[--loop->n_timers];
+	struct fl_timer_slot last = loop->heap[--loop->n_heap];
 
 	t->heap_idx = FL_TIMER_IDLE;
 	if (last.t == t)
@@ -177,18 +307,57 @@ static void heap_remove(struct fl_loop *loop, struct fl_timer *t)
 		heap_down(loop, i);
 }
 
-/* Points the timerfd at the earliest timer; only when that changed, so a
- * busy heap costs no syscall per timer. Setting the timerfd also clears its
- * expiry, which is why a wakeup by it needs no read(). */
+/* ---- timers ---- */
+
+/* Due after the wheel's span: the heap's. */
+static bool beyond_wheel(const struct fl_loop *loop, uint64_t when_ns)
+{
+	return when_ns > loop->now_ns && ms_up(when_ns) >= loop->wheel_ms + FL_WHEEL_SLOTS;
+}
+
+/* Files an unfiled timer by its when_ns; the heap has room when it goes
+ * there. A time after the cached now is at least wheel_ms rounded up: the
+ * last run_timers set wheel_ms to the millisecond after its now. */
+static void timer_file(struct fl_loop *loop, struct fl_timer *t)
+{
+	uint32_t s;
+
+	if (t->when_ns <= loop->now_ns) {
+		list_add_tail(&loop->expired, t);
+	} else if (beyond_wheel(loop, t->when_ns)) {
+		heap_place(loop, loop->n_heap++, (struct fl_timer_slot){ t->when_ns, t });
+		heap_up(loop, t->heap_idx);
+	} else {
+		s = ms_up(t->when_ns) & WHEEL_MASK;
+		list_add_tail(&loop->wheel[s], t);
+		loop->wheel_bits[s / 64] |= 1ull << (s % 64);
+	}
+}
+
+static void timer_unfile(struct fl_loop *loop, struct fl_timer *t)
+{
+	if (t->heap_idx == FL_TIMER_LISTED)
+		list_del(t);
+	else
+		heap_remove(loop, t);
+	t->heap_idx = FL_TIMER_IDLE;
+}
+
+/* Points the timerfd at the earliest timer of the wheel and the heap; only
+ * when that changed, so a busy loop costs no syscall per timer. Setting the
+ * timerfd also clears its expiry, which is why a wakeup by it needs no
+ * read(). The expired timers need no timerfd: they make the next wait 0. */
 static void tfd_sync(struct fl_loop *loop)
 {
-	uint64_t want = loop->n_timers ? loop->heap[0].when_ns : 0;
+	uint64_t ms = wheel_next(loop, NO_MS), want = 0;
 	struct itimerspec its = { 0 };
 
-	/* 1 ms of slack: timers due within the same millisecond share one
-	 * wakeup (10,000 checks a second then cost 1,000 wakeups, not 10,000) */
-	want = (want + FL_LOOP_SLACK_NS - 1) / FL_LOOP_SLACK_NS * FL_LOOP_SLACK_NS;
-
+	if (loop->n_heap && ms_up(loop->heap[0].when_ns) < ms)
+		ms = ms_up(loop->heap[0].when_ns);
+	/* whole milliseconds: the timers due within one share one wakeup
+	 * (10,000 checks a second then cost at most 1,000 wakeups) */
+	if (ms != NO_MS)
+		want = ms * NS_PER_MS;
 	if (want == loop->tfd_armed_ns)
 		return;
 	if (want) {
@@ -202,6 +371,7 @@ static void tfd_sync(struct fl_loop *loop)
 void fl_timer_init(struct fl_timer *t, fl_timer_cb cb, void *arg)
 {
 	t->when_ns = 0;
+	t->link.next = t->link.prev = NULL;
 	t->heap_idx = FL_TIMER_IDLE;
 	t->cb = cb;
 	t->arg = arg;
@@ -209,29 +379,16 @@ void fl_timer_init(struct fl_timer *t, fl_timer_cb cb, void *arg)
 
 int fl_timer_at(struct fl_loop *loop, struct fl_timer *t, uint64_t when_ns)
 {
-	if (when_ns == 0)
-		when_ns = 1;	/* 0 means "disarmed" to the timerfd */
-	if (fl_timer_armed(t)) {
-		uint64_t old = t->when_ns;
-		t->when_ns = when_ns;
-		loop->heap[t->heap_idx].when_ns = when_ns;
-		if (when_ns < old)
-			heap_up(loop, t->heap_idx);
-		else
-			heap_down(loop, t->heap_idx);
-		return 0;
-	}
-	if (loop->n_timers == loop->cap_timers) {
-		uint32_t cap = loop->cap_timers ? 2 * loop->cap_timers : 64;
-		struct fl_timer_slot *h = realloc(loop->heap, cap * sizeof(*h));
-		if (!h)
-			return -ENOMEM;
-		loop->heap = h;
-		loop->cap_timers = cap;
-	}
+	/* a timer already in the heap keeps its room there */
+	if (beyond_wheel(loop, when_ns) && (!fl_timer_armed(t) || t->heap_idx == FL_TIMER_LISTED) &&
+	    heap_reserve(loop) < 0)
+		return -ENOMEM;
+	if (fl_timer_armed(t))
+		timer_unfile(loop, t);
+	else
+		loop->n_timers++;
 	t->when_ns = when_ns;
-	heap_place(loop, loop->n_timers++, (struct fl_timer_slot){ when_ns, t });
-	heap_up(loop, t->heap_idx);
+	timer_file(loop, t);
 	return 0;
 }
 
@@ -242,8 +399,62 @@ int fl_timer_in(struct fl_loop *loop, struct fl_timer *t, uint64_t delay_ms)
 
 void fl_timer_cancel(struct fl_loop *loop, struct fl_timer *t)
 {
-	if (fl_timer_armed(t))
-		heap_remove(loop, t);
+	if (!fl_timer_armed(t))
+		return;
+	timer_unfile(loop, t);
+	loop->n_timers--;
+}
+
+void fl_defer_init(struct fl_defer *d, fl_loop_hook cb, void *arg)
+{
+	d->next = NULL;
+	d->queued = false;
+	d->cb = cb;
+	d->arg = arg;
+}
+
+void fl_defer(struct fl_loop *loop, struct fl_defer *d)
+{
+	if (d->queued)
+		return;
+	d->queued = true;
+	d->next = loop->deferred;
+	loop->deferred = d;
+}
+
+static bool defer_unlink(struct fl_defer **pp, struct fl_defer *d)
+{
+	for (; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			return true;
+		}
+	return false;
+}
+
+void fl_defer_cancel(struct fl_loop *loop, struct fl_defer *d)
+{
+	if (d->queued && !defer_unlink(&loop->deferred, d))
+		defer_unlink(&loop->deferring, d);
+	d->queued = false;
+}
+
+/* Runs what was deferred before this call, one at a time from the loop's
+ * list, so that a callback may cancel any of the others. */
+static int run_deferred(struct fl_loop *loop)
+{
+	struct fl_defer *d;
+	int ran = 0;
+
+	loop->deferring = loop->deferred;
+	loop->deferred = NULL;
+	while ((d = loop->deferring) != NULL) {
+		loop->deferring = d->next;
+		d->queued = false;
+		d->cb(loop, d->arg);
+		ran++;
+	}
+	return ran;
 }
 
 void fl_loop_set_after(struct fl_loop *loop, fl_loop_hook hook, void *arg)
@@ -252,20 +463,47 @@ void fl_loop_set_after(struct fl_loop *loop, fl_loop_hook hook, void *arg)
 	loop->after_arg = arg;
 }
 
-/* Runs every timer due by now; a timer re-armed for now or earlier waits
- * for the next iteration, so a callback cannot keep the loop here. */
+/* Takes the timers due by the cached now off the wheel and the heap, moves
+ * the heap's timers that the wheel now spans into it, and runs the ones
+ * taken. A timer armed by these callbacks is filed anew: one armed for now
+ * or earlier waits for the next iteration, so a callback cannot keep the
+ * loop here. */
 static int run_timers(struct fl_loop *loop)
 {
-	uint64_t now = loop->now_ns;
+	uint64_t now_ms = loop->now_ns / NS_PER_MS, ms;
+	struct fl_timer_link due;
+	struct fl_timer *t;
 	int ran = 0;
 
-	while (loop->n_timers && loop->heap[0].when_ns <= now) {
-		struct fl_timer *t = loop->heap[0].t;
+	list_init(&due);
+	list_splice_tail(&due, &loop->expired);
+	while ((ms = wheel_next(loop, now_ms + 1)) != NO_MS) {
+		uint32_t s = ms & WHEEL_MASK;
+		list_splice_tail(&due, &loop->wheel[s]);
+		wheel_bit_clear(loop, s);
+		loop->wheel_ms = ms + 1;
+	}
+	loop->wheel_ms = now_ms + 1;
+	/* the heap's timers come due here only after a stall of the loop
+	 * longer than the wheel's span */
+	while (loop->n_heap && loop->heap[0].when_ns <= loop->now_ns) {
+		t = loop->heap[0].t;
 		heap_remove(loop, t);
+		list_add_tail(&due, t);
+	}
+	while (loop->n_heap && !beyond_wheel(loop, loop->heap[0].when_ns)) {
+		t = loop->heap[0].t;
+		heap_remove(loop, t);
+		timer_file(loop, t);
+	}
+	/* one at a time off due: a callback may cancel or re-arm any of them */
+	while (!list_empty(&due)) {
+		t = list_timer(due.next);
+		list_del(t);
+		t->heap_idx = FL_TIMER_IDLE;
+		loop->n_timers--;
 		t->cb(loop, t);
 		ran++;
-		if (ran > 100000)
-			break;
 	}
 	loop->timers_fired += (uint64_t)ran;
 	return ran;
@@ -302,8 +540,10 @@ int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms)
 	int timeout = max_wait_ms, n, ran = 0;
 
 	tfd_sync(loop);
-	/* a timer already due (armed in the past) must not wait for the fd */
-	if (loop->n_timers && loop->heap[0].when_ns <= fl_mono_ns())
+	/* a timer already due (armed in the past) or deferred work must not
+	 * wait for the fds */
+	if (!list_empty(&loop->expired) || loop->deferred ||
+	    (loop->tfd_armed_ns && loop->tfd_armed_ns <= fl_mono_ns()))
 		timeout = 0;
 	/* a full batch may leave fds ready: take them all before the timers,
 	 * or a probe's timeout could fire with its answer still queued */
@@ -323,6 +563,7 @@ int fl_loop_run_once(struct fl_loop *loop, int max_wait_ms)
 	loop->iterations++;
 	loop->now_ns = fl_mono_ns();
 	ran += run_timers(loop);
+	ran += run_deferred(loop);
 	if (loop->after)
 		loop->after(loop, loop->after_arg);
 	return ran;

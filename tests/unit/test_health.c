@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,6 +762,52 @@ static void half_open_ignores_others(void)
 	close(lfd);
 }
 
+/* In a network namespace of its own, where a rule forbids TCP to
+ * 10.201.0.1 but not the UDP connect that finds a probe's source: three
+ * checkers started together, so that their SYNs go out in one batch, the
+ * middle one's to 10.201.0.1. The kernel refuses that SYN alone: its probe
+ * fails with the kernel's reason, and the two others come up. */
+static void half_open_send_refused(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	union fl_addr lo = { .v4 = htonl(INADDR_LOOPBACK) };
+	union fl_addr forbidden = { .v4 = htonl(0x0ac90001) };	/* 10.201.0.1 */
+	struct fl_checker c2, c3;
+	char err[256];
+	__u16 port = 0;
+	struct env e;
+	int lfd;
+
+	need_raw();
+	if (unshare(CLONE_NEWNET) < 0) {
+		printf("skip: no network namespace: %s\n", strerror(errno));
+		exit(77);
+	}
+	REQUIRE(system("ip link set lo up && ip route add 10.201.0.0/24 dev lo && "
+		       "ip rule add ipproto tcp to 10.201.0.1 prohibit") == 0, "ip rule");
+	lfd = listen_family(AF_INET, 0, 64, &port);
+	REQUIRE(lfd >= 0, "listen");
+	hc.fall = 1;
+	if (env_start(&e, &hc, port, false) == 0) {
+		CHECK(fl_checker_init(&c2, &e.loop, &hc, &forbidden, FL_AF_INET, port, true, NULL, NULL,
+				      err, sizeof(err)) == 0, "second checker: %s", err);
+		CHECK(fl_checker_init(&c3, &e.loop, &hc, &lo, FL_AF_INET, port, false, NULL, NULL, err,
+				      sizeof(err)) == 0, "third checker: %s", err);
+		fl_checker_start(&c2, 0);
+		fl_checker_start(&c3, 0);
+		CHECK(RUN_UNTIL(&e, c2.n_checks >= 1, 1000), "the second never ended a probe");
+		CHECK(!c2.up && strcmp(c2.reason, "send: Permission denied") == 0, "second: %s",
+		      c2.reason);
+		CHECK(RUN_UNTIL(&e, e.c.up && c3.up, 2000), "not up: %s, %s", e.c.reason, c3.reason);
+		CHECK(e.c.n_failures == 0 && c3.n_failures == 0, "failures: %s, %s", e.c.reason,
+		      c3.reason);
+		fl_checker_stop(&c2);
+		fl_checker_stop(&c3);
+	}
+	env_stop(&e);
+	close(lfd);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "tcp_up", tcp_up },
 	{ "tcp_refused_down", tcp_refused_down },
@@ -776,6 +823,7 @@ static const struct fl_test_case cases[] = {
 	{ "half_open_shared_target", half_open_shared_target },
 	{ "half_open_port_limit", half_open_port_limit },
 	{ "half_open_ignores_others", half_open_ignores_others },
+	{ "half_open_send_refused", half_open_send_refused },
 };
 
 int main(int argc, char **argv)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The event loop of cp/loop.h: timer heap order, cancellation, many timers,
+/* The event loop of cp/loop.h: timer order, cancellation, many timers,
+ * timers beyond the wheel, callbacks re-arming and cancelling due timers,
  * timerfd wakeups, fd readiness, and fds before timers. Every wait is
  * bounded. */
 #include <errno.h>
@@ -71,7 +72,7 @@ static void heap_order(void)
 		CHECK(order[i] == want[i], "position %d: timer %d, want %d", i, order[i], want[i]);
 	for (int i = 0; i < 8; i++)
 		CHECK(r[i].fired_ns >= r[i].t.when_ns, "timer %d fired early", i);
-	CHECK(l.n_timers == 0, "heap not empty");
+	CHECK(l.n_timers == 0, "%u timers left", l.n_timers);
 	fl_loop_fini(&l);
 }
 
@@ -145,9 +146,98 @@ static void many_timers(void)
 	CHECK(RUN_UNTIL(&l, many_state.fired == N - cancelled, 3000), "%u of %u fired",
 	      many_state.fired, N - cancelled);
 	CHECK(many_state.out_of_order == 0, "%u out of order", many_state.out_of_order);
-	CHECK(l.n_timers == 0, "heap not empty");
+	CHECK(l.n_timers == 0, "%u timers left", l.n_timers);
 	fl_loop_fini(&l);
 	free(t);
+}
+
+/* Timers due after the wheel's span wait in the heap, leave it when
+ * re-armed nearer or cancelled, and move to the wheel as it comes near:
+ * the far one fires on time, after the near ones. */
+static void beyond_wheel(void)
+{
+	const uint64_t far_ms = FL_WHEEL_SLOTS + 10;	/* in the wheel after 10 ms */
+	struct fl_loop l;
+	struct rec far = { .id = 1 }, near = { .id = 2 }, pulled = { .id = 3 }, gone = { .id = 4 };
+	int order[4], n = 0;
+
+	REQUIRE(init(&l) == 0, "init");
+	struct rec *all[] = { &far, &near, &pulled, &gone };
+	for (int i = 0; i < 4; i++) {
+		all[i]->order = order;
+		all[i]->n_order = &n;
+		fl_timer_init(&all[i]->t, rec_cb, all[i]);
+	}
+	fl_timer_in(&l, &far.t, far_ms);
+	fl_timer_in(&l, &near.t, 30);
+	fl_timer_in(&l, &pulled.t, far_ms);
+	fl_timer_in(&l, &gone.t, far_ms + 50);
+	CHECK(l.n_heap == 3 && l.n_timers == 4, "%u in the heap, %u armed", l.n_heap, l.n_timers);
+	fl_timer_in(&l, &pulled.t, 20);
+	fl_timer_cancel(&l, &gone.t);
+	CHECK(l.n_heap == 1 && l.n_timers == 3, "%u in the heap, %u armed", l.n_heap, l.n_timers);
+	CHECK(RUN_UNTIL(&l, n == 2, 2000), "near timers: %d fired", n);
+	CHECK(l.n_heap == 0, "the far timer is still in the heap");
+	CHECK(RUN_UNTIL(&l, n == 3, far_ms + 2000), "far timer: %d fired", n);
+	CHECK(n == 3 && order[0] == 3 && order[1] == 2 && order[2] == 1, "order %d %d %d",
+	      order[0], order[1], order[2]);
+	CHECK(far.fired_ns >= far.t.when_ns, "far timer fired early");
+	CHECK(gone.fired_ns == 0 && l.n_timers == 0, "cancelled timer fired, %u armed", l.n_timers);
+	fl_loop_fini(&l);
+}
+
+struct rearm_ctx {
+	struct fl_timer self;		/* re-arms itself for now */
+	struct fl_timer victim;		/* due with self, cancelled by it */
+	int self_runs;
+	int victim_runs;
+};
+
+static void rearm_self(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct rearm_ctx *x = t->arg;
+
+	x->self_runs++;
+	fl_timer_cancel(loop, &x->victim);
+	if (x->self_runs < 3)
+		fl_timer_at(loop, t, loop->now_ns);
+}
+
+static void victim_cb(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct rearm_ctx *x = t->arg;
+
+	(void)loop;
+	x->victim_runs++;
+}
+
+/* A callback that re-arms its timer for now runs again in the next
+ * iteration, not in this one; one that cancels a timer due in the same
+ * iteration keeps it from running. */
+static void rearm_in_callback(void)
+{
+	struct rearm_ctx x = { 0 };
+	struct fl_loop l;
+	uint64_t start;
+
+	REQUIRE(init(&l) == 0, "init");
+	fl_timer_init(&x.self, rearm_self, &x);
+	fl_timer_init(&x.victim, victim_cb, &x);
+	/* the same due time: armed first, self fires first, with the
+	 * victim in the list being run */
+	fl_timer_in(&l, &x.self, 10);
+	fl_timer_at(&l, &x.victim, x.self.when_ns);
+	CHECK(RUN_UNTIL(&l, x.self_runs == 1, 1000), "self did not fire");
+	CHECK(x.self_runs == 1, "self ran %d times in one iteration", x.self_runs);
+	CHECK(x.victim_runs == 0 && !fl_timer_armed(&x.victim), "victim ran %d times", x.victim_runs);
+	CHECK(fl_timer_armed(&x.self), "self not re-armed");
+	start = fl_mono_ns();
+	fl_loop_run_once(&l, 1000);
+	CHECK(x.self_runs == 2 && fl_mono_ns() - start < 100 * MS, "re-armed timer: %d runs",
+	      x.self_runs);
+	fl_loop_run_once(&l, 1000);
+	CHECK(x.self_runs == 3 && l.n_timers == 0, "%d runs, %u armed", x.self_runs, l.n_timers);
+	fl_loop_fini(&l);
 }
 
 /* One epoll_wait wakes for a timer: the timerfd does the waking. */
@@ -311,6 +401,8 @@ static const struct fl_test_case cases[] = {
 	{ "heap_order", heap_order },
 	{ "cancel", cancel },
 	{ "many_timers", many_timers },
+	{ "beyond_wheel", beyond_wheel },
+	{ "rearm_in_callback", rearm_in_callback },
 	{ "timerfd_wakeup", timerfd_wakeup },
 	{ "fd_ready", fd_ready },
 	{ "fds_before_timers", fds_before_timers },
