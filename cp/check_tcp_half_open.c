@@ -26,6 +26,11 @@
  * to the kernel with IP_PKTINFO so that it sends from exactly that address.
  * A failed probe finds it again: the route may have changed.
  *
+ * ICMP errors about a SYN (unreachable, time exceeded) reach the raw
+ * socket's error queue (IP_RECVERR, IPV6_RECVERR) with the SYN's first
+ * bytes and its destination: they fail the probe at once, with the error,
+ * as they make a connect() fail, instead of leaving it to time out.
+ *
  * Sending: a probe's start queues its SYN, and the SYNs queued in one
  * iteration of the loop (health.c starts the probes due in one step of its
  * grid together: 50 at 10,000 a second) go out in one sendmmsg, deferred
@@ -38,6 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <linux/errqueue.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -340,6 +346,13 @@ static int prober_open(struct hop_prober *p, char *err, size_t errlen)
 		snprintf(err, errlen, "tcp-half-open: IPV6_CHECKSUM: %s", strerror(errno));
 		return rc;
 	}
+	v = 1;
+	if (p->family == AF_INET ? setsockopt(fd, IPPROTO_IP, IP_RECVERR, &v, sizeof(v))
+				 : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &v, sizeof(v))) {
+		rc = -errno;
+		snprintf(err, errlen, "tcp-half-open: RECVERR: %s", strerror(errno));
+		return rc;
+	}
 	if (p->family == AF_INET) {
 		/* DF set and the path MTU not applied (a SYN is 44 bytes): the
 		 * kernel then gives the packet ID 0 instead of drawing one
@@ -611,15 +624,23 @@ static void prober_send(struct hop_prober *p)
 			p->msgs[n++] = p->msgs[i];
 		}
 	p->n_queued = 0;
-	for (uint32_t j = 0; j < n;) {
+	for (uint32_t j = 0, tries = 0; j < n;) {
 		int sent = sendmmsg(p->io.fd, p->msgs + j, n - j, 0);
 		struct hop_check *h;
 
 		if (sent > 0) {
 			for (uint32_t end = j + (uint32_t)sent; j < end; j++)
 				p->queued[j]->cell = NULL;
+			tries = 0;
 			continue;
 		}
+		/* An ICMP error about an earlier SYN (IP_RECVERR) leaves its
+		 * errno on the socket, and the next send returns it once: a
+		 * message is sent up to three times, and fails only if every
+		 * time (errors_in takes the ICMP error to its own probe). */
+		if (++tries < 3)
+			continue;
+		tries = 0;
 		h = p->queued[j++];
 		h->cell = NULL;
 		h->send_errno = errno;
@@ -735,6 +756,68 @@ static void segment_in(struct hop_prober *p, const __u8 *buf, size_t len,
 	fl_checker_done(h->c, ok);
 }
 
+/* The probe an ICMP error is about: the error queue gives the SYN's
+ * destination and its first bytes (ports and sequence number, which the
+ * probe's ISN + 1 must follow). */
+static struct hop_check *probe_of_error(struct hop_prober *p, const struct sockaddr_in6 *dst,
+					const __u8 *syn, size_t len)
+{
+	const void *addr = p->family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)dst)->sin_addr : &dst->sin6_addr;
+	struct tcphdr th;
+	struct hop_check *h;
+	uint32_t hash;
+
+	if (len < 8)
+		return NULL;
+	memcpy(&th, syn, 8);	/* source, destination, sequence */
+	hash = target_hash(p->family, addr, th.dest);
+	for (h = p->buckets[hash & (p->n_buckets - 1)]; h; h = h->next)
+		if (h->in_flight && h->hash == hash && ntohl(h->ack) == ntohl(th.seq) + 1 &&
+		    p->ports[h->idx].port == th.source && same_target(h->c, p->family, addr, th.dest))
+			return h;
+	return NULL;
+}
+
+/* Reads the error queue: an ICMP error about a probe's SYN fails it with
+ * that error (a connect() fails on the same ones); "fragmentation needed"
+ * cannot be about a 44-byte SYN, and local errors are the send's. */
+static void errors_in(struct hop_prober *p)
+{
+	__u8 syn[64];
+	union {
+		char buf[CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6))];
+		struct cmsghdr align;
+	} ctl;
+
+	for (unsigned i = 0; i < HOP_DRAIN_MAX; i++) {
+		struct sockaddr_in6 dst;
+		struct iovec iov = { .iov_base = syn, .iov_len = sizeof(syn) };
+		struct msghdr msg = { .msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
+				      .msg_iovlen = 1, .msg_control = ctl.buf,
+				      .msg_controllen = sizeof(ctl.buf) };
+		ssize_t n = recvmsg(p->io.fd, &msg, MSG_ERRQUEUE);
+		const struct sock_extended_err *ee = NULL;
+		struct hop_check *h;
+
+		if (n < 0)
+			return;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+			if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+			    (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR))
+				ee = (const struct sock_extended_err *)CMSG_DATA(cm);
+		if (!ee || (ee->ee_origin != SO_EE_ORIGIN_ICMP && ee->ee_origin != SO_EE_ORIGIN_ICMP6) ||
+		    ee->ee_errno == EMSGSIZE)
+			continue;
+		h = probe_of_error(p, &dst, syn, (size_t)n);
+		if (!h)
+			continue;
+		snprintf(h->c->reason, sizeof(h->c->reason), "ICMP: %s", strerror((int)ee->ee_errno));
+		probe_failed(h);
+		fl_checker_done(h->c, false);
+	}
+}
+
 static void prober_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events)
 {
 	struct hop_prober *p = io->arg;
@@ -744,13 +827,18 @@ static void prober_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events
 	struct sockaddr_in6 from;
 
 	(void)loop;
-	(void)events;
 	p->dispatching = true;	/* a checker's callback may stop the last checker */
+	if (events & EPOLLERR)
+		errors_in(p);
 	for (unsigned i = 0; i < HOP_DRAIN_MAX; i++) {
 		socklen_t flen = sizeof(from);
 		ssize_t n = recvfrom(p->io.fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen);
-		if (n < 0)
+		/* anything but EAGAIN is an ICMP error's errno, returned once
+		 * (errors_in has the error itself) */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (n < 0)
+			continue;
 		segment_in(p, (const __u8 *)buf, (size_t)n, &from);
 	}
 	p->dispatching = false;

@@ -531,14 +531,18 @@ static void half_open_v6(void)
 
 /* A listener whose accept queue is full drops SYNs: silence on loopback.
  * The connection that fills it goes back through *client. */
-static int listen_full(__u16 *port, int *client)
+static int listen_full_family(int family, __u16 *port, int *client)
 {
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int lfd = listen_family(AF_INET, 0, 0, port);
+	int lfd = listen_family(family, 0, 0, port);
+	int rc;
 
-	*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	sin.sin_port = htons(*port);
-	if (lfd < 0 || *client < 0 || connect(*client, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	*client = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sin.sin_port = sin6.sin6_port = htons(*port);
+	rc = family == AF_INET ? connect(*client, (struct sockaddr *)&sin, sizeof(sin))
+			       : connect(*client, (struct sockaddr *)&sin6, sizeof(sin6));
+	if (lfd < 0 || *client < 0 || rc < 0) {
 		if (lfd >= 0)
 			close(lfd);
 		if (*client >= 0)
@@ -546,6 +550,11 @@ static int listen_full(__u16 *port, int *client)
 		return -1;
 	}
 	return lfd;
+}
+
+static int listen_full(__u16 *port, int *client)
+{
+	return listen_full_family(AF_INET, port, client);
 }
 
 static void half_open_timeout(void)
@@ -666,10 +675,15 @@ static bool sniff_syn(int sfd, __u16 port, __be16 *sport, uint32_t *isn)
 {
 	__u32 buf[64];
 	ssize_t n;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	/* an IPv6 raw socket gives no IP header */
+	const bool v6 = getsockname(sfd, (struct sockaddr *)&ss, &sl) == 0 &&
+			ss.ss_family == AF_INET6;
 
 	while ((n = recv(sfd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
 		const __u8 *b = (const __u8 *)buf;
-		size_t ihl = (b[0] & 0xfu) * 4;
+		size_t ihl = v6 ? 0 : (b[0] & 0xfu) * 4;
 		const struct tcphdr *th = (const struct tcphdr *)(b + ihl);
 		if ((size_t)n < ihl + sizeof(*th) || th->dest != htons(port) || !th->syn || th->ack)
 			continue;
@@ -762,6 +776,109 @@ static void half_open_ignores_others(void)
 	close(lfd);
 }
 
+/* An ICMP "host unreachable" (ICMPv6 "address unreachable") from loopback
+ * about the SYN of a probe in flight from sport, quoting its IP header and
+ * first 8 TCP bytes; seq is what it says the SYN's sequence number was.
+ * ICMPv6's checksum is the kernel's. */
+static void inject_unreachable(int icmp_fd, int family, __u16 port, __be16 sport, uint32_t seq)
+{
+	struct sockaddr_in6 dst6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const bool v6 = family == AF_INET6;
+	const size_t iplen = v6 ? 40 : 20, len = 8 + iplen + 8;
+	__u8 m[8 + 40 + 8] = { 0 }, *ip = m + 8, *tcp = ip + iplen;
+	__be32 seq_be = htonl(seq);
+	__be16 dport = htons(port);
+	ssize_t sent;
+
+	memcpy(tcp, &sport, 2);
+	memcpy(tcp + 2, &dport, 2);
+	memcpy(tcp + 4, &seq_be, 4);
+	if (v6) {
+		m[0] = 1;	/* destination unreachable */
+		m[1] = 3;	/* address unreachable */
+		ip[0] = 0x60;
+		ip[5] = 24;	/* payload length: TCP header and MSS option */
+		ip[6] = IPPROTO_TCP;
+		ip[7] = 64;
+		ip[23] = 1;	/* ::1 */
+		ip[39] = 1;	/* ::1 */
+	} else {
+		__be32 lo = htonl(INADDR_LOOPBACK);
+		__be16 tot = htons(44);
+		uint32_t sum = 0;
+
+		ip[0] = 0x45;
+		memcpy(ip + 2, &tot, 2);
+		ip[8] = 64;
+		ip[9] = IPPROTO_TCP;
+		memcpy(ip + 12, &lo, 4);
+		memcpy(ip + 16, &lo, 4);
+		m[0] = 3;	/* destination unreachable */
+		m[1] = 1;	/* host unreachable */
+		for (size_t i = 0; i < len; i += 2)
+			sum += (uint32_t)m[i] << 8 | m[i + 1];
+		while (sum >> 16)
+			sum = (sum & 0xffff) + (sum >> 16);
+		m[2] = (__u8)(~sum >> 8);
+		m[3] = (__u8)~sum;
+	}
+	sent = v6 ? sendto(icmp_fd, m, len, 0, (struct sockaddr *)&dst6, sizeof(dst6))
+		  : sendto(icmp_fd, m, len, 0, (struct sockaddr *)&dst, sizeof(dst));
+	CHECK(sent == (ssize_t)len, "inject ICMP: %s", strerror(errno));
+}
+
+/* An ICMP error about a probe's SYN fails it at once with that error, as
+ * it fails a connect(); one that quotes another sequence number is not the
+ * probe's and is ignored (the probe then times out). */
+static void half_open_icmp_error_family(int family)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	__u16 port;
+	__be16 sport = 0;
+	uint32_t isn = 0;
+	int client, lfd, sfd, icmp_fd;
+	struct env e;
+
+	need_raw();
+	lfd = listen_full_family(family, &port, &client);
+	REQUIRE(lfd >= 0, "full listener");
+	sfd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	icmp_fd = socket(family, SOCK_RAW | SOCK_CLOEXEC,
+			 family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	REQUIRE(sfd >= 0 && icmp_fd >= 0, "raw sockets: %s", strerror(errno));
+	hc.interval_ms = 400;
+	hc.timeout_ms = 300;
+	hc.fall = 100;
+	if (env_start_family(&e, &hc, family, port, true) == 0) {
+		uint64_t t0;
+
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn), "no SYN seen");
+		inject_unreachable(icmp_fd, family, port, sport, isn + 5);
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 1, 1000), "first probe not over");
+		CHECK(e.c.n_failures == 1 && strstr(e.c.reason, "timeout") != NULL,
+		      "an ICMP error about another SYN was taken: %s", e.c.reason);
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn), "no second SYN");
+		t0 = fl_mono_ns();
+		inject_unreachable(icmp_fd, family, port, sport, isn);
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 2, 1000), "second probe not over");
+		CHECK(e.c.n_failures == 2 && strcmp(e.c.reason, "ICMP: No route to host") == 0 &&
+		      fl_mono_ns() - t0 < 200 * MS, "the ICMP error did not end the probe: %s after "
+		      "%llu ms", e.c.reason, (unsigned long long)((fl_mono_ns() - t0) / MS));
+	}
+	env_stop(&e);
+	close(icmp_fd);
+	close(sfd);
+	close(client);
+	close(lfd);
+}
+
+static void half_open_icmp_error(void)
+{
+	half_open_icmp_error_family(AF_INET);
+	half_open_icmp_error_family(AF_INET6);
+}
+
 /* In a network namespace of its own, where a rule forbids TCP to
  * 10.201.0.1 but not the UDP connect that finds a probe's source: three
  * checkers started together, so that their SYNs go out in one batch, the
@@ -824,6 +941,7 @@ static const struct fl_test_case cases[] = {
 	{ "half_open_port_limit", half_open_port_limit },
 	{ "half_open_ignores_others", half_open_ignores_others },
 	{ "half_open_send_refused", half_open_send_refused },
+	{ "half_open_icmp_error", half_open_icmp_error },
 };
 
 int main(int argc, char **argv)
