@@ -585,64 +585,59 @@ __u32 fl_xdp_ncpus(const struct fl_xdp *x)
 	return x->skel->rodata->cfg_ncpus;
 }
 
-/* Keys one bpf() call of the occupancy scan reads. */
-#define FL_XDP_CT_SCAN_BATCH 1024u
-
-int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 max_copies, __u64 *live, __u32 ncpus,
-			char *err, size_t errlen)
+int fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s, __u32 ncpus, char *err, size_t errlen)
 {
-	const int fd = bpf_map__fd(x->skel->maps.conntrack);
-	const __u32 capacity = bpf_map__max_entries(x->skel->maps.conntrack);
 	/* a per-CPU value is read for every possible CPU, 8-byte aligned */
 	const int possible = libbpf_num_possible_cpus();
 	const size_t stride = (sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7;
-	struct fl_flow_key *keys = NULL;
-	__u8 *vals = NULL;
-	__u64 batch = 0, now;
 	struct timespec ts;
-	bool first = true;
-	int rc = 0;
 
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	memset(s, 0, sizeof(*s));
 	if (possible <= 0)
 		return fl_err(err, errlen, -EINVAL, "conntrack scan: cannot count the possible CPUs");
-	if ((__u64)capacity * (__u64)possible > max_copies)
-		return fl_err(err, errlen, -E2BIG,
-			      "conntrack occupancy not counted: %u keys x %d CPUs is more than "
-			      "a scan reads at once (%llu)", capacity, possible,
-			      (unsigned long long)max_copies);
-	keys = calloc(FL_XDP_CT_SCAN_BATCH, sizeof(*keys));
-	vals = calloc(FL_XDP_CT_SCAN_BATCH, stride * (size_t)possible);
-	if (!keys || !vals) {
-		rc = fl_err(err, errlen, -ENOMEM, "conntrack scan: out of memory");
-		goto out;
+	s->possible = (__u32)possible;
+	s->ncpus = ncpus;
+	s->live = calloc(ncpus ? ncpus : 1, sizeof(*s->live));
+	s->keys = calloc(FL_XDP_CT_SCAN_BATCH, sizeof(*s->keys));
+	s->values = calloc(FL_XDP_CT_SCAN_BATCH, stride * s->possible);
+	if (!s->live || !s->keys || !s->values) {
+		fl_xdp_ct_scan_end(s);
+		return fl_err(err, errlen, -ENOMEM, "conntrack scan: out of memory");
 	}
-	memset(live, 0, ncpus * sizeof(*live));
 	/* the clock of bpf_ktime_get_coarse_ns, which stamps the copies */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	now = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	for (;;) {
-		__u32 count = FL_XDP_CT_SCAN_BATCH;
-		int r = bpf_map_lookup_batch(fd, first ? NULL : &batch, &batch, keys, vals, &count,
-					     &opts);
+	s->now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
+	return 0;
+}
 
-		if (r < 0 && errno != ENOENT) {
-			rc = fl_err(err, errlen, -errno, "conntrack scan: %s", strerror(errno));
-			goto out;
-		}
-		for (__u32 i = 0; i < count; i++)
-			for (__u32 cpu = 0; cpu < ncpus && cpu < (__u32)possible; cpu++)
-				live[cpu] += (__u64)fl_xdp_ct_live(
-					(const void *)(vals + ((size_t)i * possible + cpu) * stride),
-					now, x->skel->rodata->cfg_timeout_ns);
-		if (r < 0)
-			break;	/* ENOENT: that was the last batch */
-		first = false;
-	}
-out:
-	free(keys);
-	free(vals);
-	return rc;
+int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
+			size_t errlen)
+{
+	const size_t stride = (sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7;
+	__u32 count = FL_XDP_CT_SCAN_BATCH;
+	int r;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	r = bpf_map_lookup_batch(bpf_map__fd(x->skel->maps.conntrack),
+				 s->started ? &s->cursor : NULL, &s->cursor, s->keys, s->values,
+				 &count, &opts);
+	if (r < 0 && errno != ENOENT)
+		return fl_err(err, errlen, -errno, "conntrack scan: %s", strerror(errno));
+	s->started = true;
+	for (__u32 i = 0; i < count; i++)
+		for (__u32 cpu = 0; cpu < s->ncpus && cpu < s->possible; cpu++)
+			s->live[cpu] += (__u64)fl_xdp_ct_live(
+				(const void *)(s->values + ((size_t)i * s->possible + cpu) * stride),
+				s->now_ns, x->skel->rodata->cfg_timeout_ns);
+	return r < 0;	/* ENOENT: that was the last batch */
+}
+
+void fl_xdp_ct_scan_end(struct fl_xdp_ct_scan *s)
+{
+	free(s->live);
+	free(s->keys);
+	free(s->values);
+	memset(s, 0, sizeof(*s));
 }
 
 void fl_xdp_close(struct fl_xdp *x)

@@ -298,17 +298,36 @@ int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
 __u32 fl_xdp_ncpus(const struct fl_xdp *x);
 
 /*
- * Conntrack occupancy per CPU: live[cpu] = the copies CPU cpu holds that
- * are live (written and not idle past their state's timeout), for cpu <
- * ncpus. The kernel's LRU map evicts without telling, so the program cannot
- * keep this count itself: this reads the whole map, in batches, at a cost
- * of its capacity times the possible CPUs in value copies (about 3 ms per
- * 10,000 here: 30 ms for 65,536 keys on 2 CPUs). A map of more than
- * max_copies is not read: -E2BIG. For an operator's request, not for every
- * metrics scrape. 0, or -errno with a message.
+ * A count of the live conntrack copies each CPU holds (written and not idle
+ * past their state's timeout), for cpu < ncpus. The kernel's LRU map evicts
+ * without telling, so the program cannot keep this count itself: a scan
+ * reads the whole map, in batches of FL_XDP_CT_SCAN_BATCH keys with every
+ * possible CPU's copy (about 3 ms per 10,000 copies here: 0.75 s for
+ * 1,048,576 keys on 2 CPUs), one batch a step, so that a loop with other
+ * work can spread it over its turns. Copies that change during the scan
+ * may be counted as they were or as they are.
  */
-int fl_xdp_ct_occupancy(const struct fl_xdp *x, __u64 max_copies, __u64 *live, __u32 ncpus,
-			char *err, size_t errlen);
+#define FL_XDP_CT_SCAN_BATCH 1024u
+
+struct fl_xdp_ct_scan {
+	__u64 *live;			/* [ncpus]: counted so far; final when done */
+	__u32 ncpus;
+	__u32 possible;			/* the CPUs whose copies each key has */
+	__u64 now_ns;			/* CLOCK_MONOTONIC_COARSE at the start */
+	__u64 cursor;			/* the kernel's, between batches */
+	bool started;
+	struct fl_flow_key *keys;
+	__u8 *values;
+};
+
+/* 0, or -errno with a message (*s then holds nothing to end). */
+int fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s, __u32 ncpus, char *err, size_t errlen);
+/* Reads one batch: 1 when the scan is complete (s->live is the count), 0
+ * when more is left, -errno with a message. */
+int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
+			size_t errlen);
+/* Frees what begin took; safe on a zeroed *s. */
+void fl_xdp_ct_scan_end(struct fl_xdp_ct_scan *s);
 
 /* Detaches, unmaps and destroys; safe on a closed or zeroed *x. */
 void fl_xdp_close(struct fl_xdp *x);

@@ -18,10 +18,8 @@
 
 #include "addr.h"
 #include "ctl.h"
-#include "err.h"
 #include "maglev.h"
 #include "metrics.h"
-#include "xdp.h"
 #include "xdp_mode.h"
 
 #ifndef FL_VERSION
@@ -794,41 +792,35 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	return 0;
 }
 
-/* The most key copies (keys x CPUs) the conntrack op scans: the scan runs
- * on the loop that also checks health and publishes, at about 3 ms per
- * 10,000 copies here, so this bounds its stall to about 80 ms (a bigger
- * map is refused with a message; a scan spread over loop turns would lift
- * the bound). */
-#define CT_SCAN_MAX_COPIES (1u << 18)
-
-/* The XDP program's conntrack: live copies per CPU, from a scan of the map
- * (fl_xdp_ct_occupancy), when it is small enough (CT_SCAN_MAX_COPIES). Its
- * per-CPU LRU map evicts without telling, so there are no eviction figures
- * to give. */
-static int conntrack_xdp(const struct fl_xdp *x, struct json_object *ans, char *err,
-			 size_t errlen)
+/* The XDP program's conntrack: live copies per CPU, from the last scan of
+ * its map (fl_cp_xdp_occupancy), with its age; "pending" while the first
+ * scan runs. Its per-CPU LRU map evicts without telling, so there are no
+ * eviction figures to give. */
+static int conntrack_xdp(struct fl_cp *cp, struct json_object *ans, char *err, size_t errlen)
 {
-	const __u32 n = fl_xdp_ncpus(x);
+	const __u64 *live;
 	struct json_object *a;
-	__u64 *live = calloc(n ? n : 1, sizeof(*live));
-	int rc;
+	uint64_t age_ms;
+	__u32 n;
+	int rc = fl_cp_xdp_occupancy(cp, &live, &n, &age_ms, err, errlen);
 
-	if (!live)
-		return fl_err(err, errlen, -ENOMEM, "out of memory");
-	rc = fl_xdp_ct_occupancy(x, CT_SCAN_MAX_COPIES, live, n, err, errlen);
-	if (rc == 0) {
-		a = json_object_new_array();
-		for (__u32 cpu = 0; cpu < n; cpu++) {
-			struct json_object *o = json_object_new_object();
-
-			add_u64(o, "cpu", cpu);
-			add_u64(o, "occupancy", live[cpu]);
-			json_object_array_add(a, o);
-		}
-		json_object_object_add(ans, "cpus", a);
+	if (rc == -EAGAIN) {
+		json_object_object_add(ans, "pending", json_object_new_boolean(1));
+		return 0;
 	}
-	free(live);
-	return rc;
+	if (rc)
+		return rc;
+	add_u64(ans, "age_ms", age_ms);
+	a = json_object_new_array();
+	for (__u32 cpu = 0; cpu < n; cpu++) {
+		struct json_object *o = json_object_new_object();
+
+		add_u64(o, "cpu", cpu);
+		add_u64(o, "occupancy", live[cpu]);
+		json_object_array_add(a, o);
+	}
+	json_object_object_add(ans, "cpus", a);
+	return 0;
 }
 
 static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_object *ans,
@@ -842,7 +834,7 @@ static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_o
 	add_str(ans, "dataplane", fl_cp_xdp_program(cp) ? "xdp" : "dpdk");
 	if (fl_cp_xdp_program(cp)) {
 		json_object_put(a);
-		return conntrack_xdp(fl_cp_xdp_program(cp), ans, err, errlen);
+		return conntrack_xdp(cp, ans, err, errlen);
 	}
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
 		const struct fl_worker_counters *k = fl_shm_worker_counters(&cp->shm, w);

@@ -334,7 +334,7 @@ static void show_conntrack(struct json_object *ans)
 
 		/* the kernel's LRU map evicts without telling */
 		printf("capacity per CPU: %lld (XDP: a per-CPU LRU map; evictions are not "
-		       "counted)\n", i_of(ans, "capacity"));
+		       "counted); counted %lld ms ago\n", i_of(ans, "capacity"), i_of(ans, "age_ms"));
 		printf("%4s %10s\n", "CPU", "OCCUPANCY");
 		for (size_t i = 0; cpus && i < json_object_array_length(cpus); i++) {
 			struct json_object *c = json_object_array_get_idx(cpus, i);
@@ -435,6 +435,39 @@ static bool wants_help(int argc, char **argv)
 }
 
 /* Commands whose arguments are positional members of the request. */
+/* In XDP mode fulcrum-cp counts conntrack by a scan of the program's map
+ * spread over its loop: while its first scan runs the answer is "pending",
+ * and the question is asked again (for at most 30 s). */
+static int run_conntrack(const struct cmd *c, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 0)
+		return cmd_usage(c, stderr, EXIT_USAGE);
+	for (unsigned tries = 0;; tries++) {
+		struct json_object *ans = NULL, *pending;
+		int status = call(req_new(c->op), NULL, &ans);
+
+		if (status != EXIT_OK)
+			return status;
+		if (!json_object_object_get_ex(ans, "pending", &pending) ||
+		    !json_object_get_boolean(pending)) {
+			if (json_out)
+				printf("%s\n", json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
+			else
+				show_conntrack(ans);
+			json_object_put(ans);
+			return EXIT_OK;
+		}
+		json_object_put(ans);
+		if (tries == 300) {
+			fprintf(stderr, PROG ": conntrack: fulcrum-cp's scan of the XDP map did not "
+				"end within 30 s\n");
+			return EXIT_ERROR;
+		}
+		usleep(100 * 1000);
+	}
+}
+
 static int run_simple(const struct cmd *c, int argc, char **argv)
 {
 	static const struct { const char *op; const char *keys[3]; void (*show)(struct json_object *); } m[] = {
@@ -445,7 +478,6 @@ static int run_simple(const struct cmd *c, int argc, char **argv)
 		{ "backend.drain", { "vip", "address" }, show_backend },
 		{ "backend.undrain", { "vip", "address" }, show_backend },
 		{ "health", { NULL }, show_health },
-		{ "conntrack", { NULL }, show_conntrack },
 		{ "reload", { NULL }, show_ok },
 		{ "version", { NULL }, show_version },
 	};
@@ -657,7 +689,8 @@ static const struct cmd cmds[] = {
 	{ "backend undrain", "VIP ADDR", "back into the ring", run_simple, "backend.undrain" },
 	{ "health", "", "health of every backend", run_simple, "health" },
 	{ "stats", "[--watch [SECONDS]]", "data plane counters and rates", run_stats, "stats" },
-	{ "conntrack", "", "conntrack occupancy per worker", run_simple, "conntrack" },
+	{ "conntrack", "", "conntrack occupancy per worker (per CPU in XDP mode)", run_conntrack,
+	  "conntrack" },
 	{ "lookup", "SRC:PORT DST:PORT tcp|udp", "the backend a flow goes to now", run_lookup, "lookup" },
 	{ "reload", "", "reload the config file (as SIGHUP)", run_simple, "reload" },
 	{ "version", "", "versions of fulcrumctl and fulcrum-cp", run_simple, "version" },

@@ -46,7 +46,20 @@ struct fl_cp_xdp {
 	struct fl_timer solicit_timer;
 	struct fl_xdp_unresolved hops[HOPS_MAX];
 	unsigned n_hops;
+	/* conntrack occupancy (fl_cp_xdp_occupancy): a scan of the map run a
+	 * few batches a turn of the loop, and the last complete one's count */
+	struct fl_cp *cp;
+	struct fl_xdp_ct_scan scan;
+	bool scanning;
+	struct fl_timer scan_timer;
+	__u64 *occupancy;		/* [n_occupancy]; NULL before the first */
+	__u32 n_occupancy;
+	uint64_t occupancy_ns;		/* when that scan ended */
 };
+
+/* Batches of the conntrack scan a turn of the loop: 4,096 keys, a few ms
+ * on a small host, so health checks and publishing wait no longer. */
+#define SCAN_BATCHES_A_TURN 4u
 
 /* What identifies a loaded program for the keep-or-replace choice. */
 struct prog_id {
@@ -399,6 +412,67 @@ static int solicit_start(struct fl_cp *cp, struct fl_cp_xdp *st, char *err, size
 	return 0;
 }
 
+static void scan_stop(struct fl_cp_xdp *st)
+{
+	if (!st->scanning)
+		return;
+	fl_timer_cancel(&st->cp->loop, &st->scan_timer);
+	fl_xdp_ct_scan_end(&st->scan);
+	st->scanning = false;
+}
+
+/* A few batches of the scan, then the rest of the loop's work; at the
+ * end, its count becomes the one fl_cp_xdp_occupancy gives. */
+static void on_scan_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct fl_cp_xdp *st = t->arg;
+	char err[256];
+	int rc = 0;
+
+	for (unsigned i = 0; i < SCAN_BATCHES_A_TURN && rc == 0; i++)
+		rc = fl_xdp_ct_scan_step(&st->x, &st->scan, err, sizeof(err));
+	if (rc == 0) {
+		fl_timer_in(loop, t, 0);
+		return;
+	}
+	if (rc < 0) {
+		fl_log(FL_LOG_WARN, "xdp: %s", err);
+	} else {
+		free(st->occupancy);
+		st->occupancy = st->scan.live;
+		st->n_occupancy = st->scan.ncpus;
+		st->occupancy_ns = fl_mono_ns();
+		st->scan.live = NULL;	/* kept */
+	}
+	fl_xdp_ct_scan_end(&st->scan);
+	st->scanning = false;
+}
+
+int fl_cp_xdp_occupancy(struct fl_cp *cp, const __u64 **live, __u32 *ncpus, uint64_t *age_ms,
+			char *err, size_t errlen)
+{
+	struct fl_cp_xdp *st = cp->xdp;
+	const uint64_t now = fl_mono_ns();
+	int rc;
+
+	if (!st)
+		return fl_err(err, errlen, -EINVAL, "not in xdp mode");
+	if (!st->scanning &&
+	    (!st->occupancy || now - st->occupancy_ns > FL_CP_CT_SCAN_FRESH_MS * 1000000ull)) {
+		rc = fl_xdp_ct_scan_begin(&st->scan, fl_xdp_ncpus(&st->x), err, errlen);
+		if (rc)
+			return rc;
+		st->scanning = true;
+		fl_timer_in(&cp->loop, &st->scan_timer, 0);
+	}
+	if (!st->occupancy)
+		return -EAGAIN;
+	*live = st->occupancy;
+	*ncpus = st->n_occupancy;
+	*age_ms = (now - st->occupancy_ns) / 1000000ull;
+	return 0;
+}
+
 static void solicit_stop(struct fl_cp *cp, struct fl_cp_xdp *st)
 {
 	if (!st->fib_lookup)
@@ -425,6 +499,8 @@ int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, siz
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return fl_err(err, errlen, -ENOMEM, "out of memory");
+	st->cp = cp;
+	fl_timer_init(&st->scan_timer, on_scan_timer, st);
 	st->flags = dp->xdp_generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 	st->detach_on_exit = dp->xdp_detach_on_exit;
 	st->n_ifaces = dp->n_xdp_interfaces;
@@ -574,6 +650,8 @@ void fl_cp_xdp_fini(struct fl_cp *cp)
 	if (!st)
 		return;
 	solicit_stop(cp, st);
+	scan_stop(st);
+	free(st->occupancy);
 	for (unsigned i = 0; i < st->n_ifaces; i++) {
 		if (st->ifindex[i] && st->detach_on_exit) {
 			bpf_xdp_detach(st->ifindex[i], st->flags, NULL);
