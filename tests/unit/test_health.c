@@ -862,9 +862,10 @@ static void half_open_icmp_error_family(int family)
 		t0 = fl_mono_ns();
 		inject_unreachable(icmp_fd, family, port, sport, isn);
 		CHECK(RUN_UNTIL(&e, e.c.n_checks == 2, 1000), "second probe not over");
-		CHECK(e.c.n_failures == 2 && strcmp(e.c.reason, "ICMP: No route to host") == 0 &&
-		      fl_mono_ns() - t0 < 200 * MS, "the ICMP error did not end the probe: %s after "
-		      "%llu ms", e.c.reason, (unsigned long long)((fl_mono_ns() - t0) / MS));
+		/* the reason tells it from the timeout, whatever the host's load */
+		CHECK(e.c.n_failures == 2 && strcmp(e.c.reason, "ICMP: No route to host") == 0,
+		      "the ICMP error did not end the probe: %s after %llu ms", e.c.reason,
+		      (unsigned long long)((fl_mono_ns() - t0) / MS));
 	}
 	env_stop(&e);
 	close(icmp_fd);
