@@ -5,7 +5,8 @@
 # answer is one JSON line on stdout.
 #
 # usage: lab_client.py spread N     N HTTP requests through the VIP, each on a
-#                                   new connection: counts per backend
+#                                   new connection: counts per backend, all and
+#                                   by distinct source port
 #        lab_client.py hold N       N echo connections held open; each line
 #                                   "check T" on stdin checks them (T s at most)
 #        lab_client.py probe S      new connections back to back for S s: when
@@ -19,10 +20,13 @@ import time
 VIP = "10.98.100.1"
 HTTP, ECHO = 80, 9000
 
-def http_get(path="/", timeout=2.0):
-    """One HTTP/1.0 request on a new connection; the body, or None."""
+def http_get(path="/", timeout=2.0, port_seen=None):
+    """One HTTP/1.0 request on a new connection; the body, or None.
+    port_seen, a list, gets the connection's source port."""
     try:
         with socket.create_connection((VIP, HTTP), timeout) as s:
+            if port_seen is not None:
+                port_seen.append(s.getsockname()[1])
             s.settimeout(timeout)
             s.sendall(f"GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n".encode())
             data = b""
@@ -40,14 +44,23 @@ def http_get(path="/", timeout=2.0):
 
 
 def client_spread(n):
-    counts, failed = {}, 0
+    """counts: connections per backend; by_port: the same for each source
+    port's first connection only. The kernel reuses a port at once (the
+    server closes first), and a reused 5-tuple is the same draw of the
+    hash, so only by_port counts independent samples of the shares."""
+    counts, by_port, first, failed = {}, {}, set(), 0
     for _ in range(n):
-        body = http_get()
+        port = []
+        body = http_get(port_seen=port)
         if body is None or not body.startswith("backend "):
             failed += 1
             continue
-        counts[body.split()[1]] = counts.get(body.split()[1], 0) + 1
-    print(json.dumps({"counts": counts, "failed": failed}), flush=True)
+        be = body.split()[1]
+        counts[be] = counts.get(be, 0) + 1
+        if port and port[0] not in first:
+            first.add(port[0])
+            by_port[be] = by_port.get(be, 0) + 1
+    print(json.dumps({"counts": counts, "by_port": by_port, "failed": failed}), flush=True)
 
 
 def client_hold(n):
