@@ -580,26 +580,24 @@ int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out)
 	return fl_xdp_counters_sum(x, FL_XDP_COUNTERS_WORKER, 0, out, sizeof(*out));
 }
 
-__u32 fl_xdp_ncpus(const struct fl_xdp *x)
-{
-	return x->skel->rodata->cfg_ncpus;
-}
+/* A per-CPU value is read for every possible CPU, each 8-byte aligned. */
+#define CT_VALUE_STRIDE ((sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7)
 
-int fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s, __u32 ncpus, char *err, size_t errlen)
+int fl_xdp_ct_scan_begin(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
+			 size_t errlen)
 {
-	/* a per-CPU value is read for every possible CPU, 8-byte aligned */
 	const int possible = libbpf_num_possible_cpus();
-	const size_t stride = (sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7;
 	struct timespec ts;
 
 	memset(s, 0, sizeof(*s));
 	if (possible <= 0)
 		return fl_err(err, errlen, -EINVAL, "conntrack scan: cannot count the possible CPUs");
 	s->possible = (__u32)possible;
-	s->ncpus = ncpus;
-	s->live = calloc(ncpus ? ncpus : 1, sizeof(*s->live));
+	/* the possible CPUs, capped at FL_XDP_MAX_CPUS: never more than possible */
+	s->ncpus = x->skel->rodata->cfg_ncpus;
+	s->live = calloc(s->ncpus, sizeof(*s->live));
 	s->keys = calloc(FL_XDP_CT_SCAN_BATCH, sizeof(*s->keys));
-	s->values = calloc(FL_XDP_CT_SCAN_BATCH, stride * s->possible);
+	s->values = calloc(FL_XDP_CT_SCAN_BATCH, CT_VALUE_STRIDE * s->possible);
 	if (!s->live || !s->keys || !s->values) {
 		fl_xdp_ct_scan_end(s);
 		return fl_err(err, errlen, -ENOMEM, "conntrack scan: out of memory");
@@ -613,7 +611,6 @@ int fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s, __u32 ncpus, char *err, size_
 int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
 			size_t errlen)
 {
-	const size_t stride = (sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7;
 	__u32 count = FL_XDP_CT_SCAN_BATCH;
 	int r;
 
@@ -625,9 +622,10 @@ int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *
 		return fl_err(err, errlen, -errno, "conntrack scan: %s", strerror(errno));
 	s->started = true;
 	for (__u32 i = 0; i < count; i++)
-		for (__u32 cpu = 0; cpu < s->ncpus && cpu < s->possible; cpu++)
+		for (__u32 cpu = 0; cpu < s->ncpus; cpu++)
 			s->live[cpu] += (__u64)fl_xdp_ct_live(
-				(const void *)(s->values + ((size_t)i * s->possible + cpu) * stride),
+				(const void *)(s->values +
+					       ((size_t)i * s->possible + cpu) * CT_VALUE_STRIDE),
 				s->now_ns, x->skel->rodata->cfg_timeout_ns);
 	return r < 0;	/* ENOENT: that was the last batch */
 }

@@ -293,10 +293,6 @@ int fl_xdp_counters_sum(const struct fl_xdp *x, enum fl_xdp_counter_set set, __u
 /* The worker counters (FL_XDP_COUNTERS_WORKER) summed into *out. */
 int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
 
-/* The CPUs the program keeps conntrack copies for (the possible CPUs, at
- * most FL_XDP_MAX_CPUS). */
-__u32 fl_xdp_ncpus(const struct fl_xdp *x);
-
 /*
  * A count of the live conntrack copies each CPU holds (written and not idle
  * past their state's timeout), for cpu < ncpus. The kernel's LRU map evicts
@@ -311,7 +307,7 @@ __u32 fl_xdp_ncpus(const struct fl_xdp *x);
 
 struct fl_xdp_ct_scan {
 	__u64 *live;			/* [ncpus]: counted so far; final when done */
-	__u32 ncpus;
+	__u32 ncpus;			/* the CPUs the program keeps copies for */
 	__u32 possible;			/* the CPUs whose copies each key has */
 	__u64 now_ns;			/* CLOCK_MONOTONIC_COARSE at the start */
 	__u64 cursor;			/* the kernel's, between batches */
@@ -320,8 +316,11 @@ struct fl_xdp_ct_scan {
 	__u8 *values;
 };
 
-/* 0, or -errno with a message (*s then holds nothing to end). */
-int fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s, __u32 ncpus, char *err, size_t errlen);
+/* Counts for the CPUs x keeps copies for (the possible ones, at most
+ * FL_XDP_MAX_CPUS). 0, or -errno with a message (*s then holds nothing to
+ * end). */
+int fl_xdp_ct_scan_begin(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
+			 size_t errlen);
 /* Reads one batch: 1 when the scan is complete (s->live is the count), 0
  * when more is left, -errno with a message. */
 int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,

@@ -826,16 +826,15 @@ static int conntrack_xdp(struct fl_cp *cp, struct json_object *ans, char *err, s
 static int op_conntrack(struct fl_cp *cp, struct json_object *req, struct json_object *ans,
 			char *err, size_t errlen)
 {
-	struct json_object *a = json_object_new_array();
+	struct json_object *a;
 	uint64_t now = fl_now_ns();
 
-	(void)req, (void)err, (void)errlen;
+	(void)req;
 	add_u64(ans, "capacity", cp->cfg.dataplane.conntrack.capacity);
 	add_str(ans, "dataplane", fl_cp_xdp_program(cp) ? "xdp" : "dpdk");
-	if (fl_cp_xdp_program(cp)) {
-		json_object_put(a);
+	if (fl_cp_xdp_program(cp))
 		return conntrack_xdp(cp, ans, err, errlen);
-	}
+	a = json_object_new_array();
 	for (unsigned w = 0; w < cp->shm.hdr->max_workers; w++) {
 		const struct fl_worker_counters *k = fl_shm_worker_counters(&cp->shm, w);
 		const struct fl_worker_state *s = &cp->shm.workers[w];

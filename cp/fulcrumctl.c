@@ -434,7 +434,6 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
-/* Commands whose arguments are positional members of the request. */
 /* In XDP mode fulcrum-cp counts conntrack by a scan of the program's map
  * spread over its loop: while its first scan runs the answer is "pending",
  * and the question is asked again (for at most 30 s). */
@@ -468,6 +467,7 @@ static int run_conntrack(const struct cmd *c, int argc, char **argv)
 	}
 }
 
+/* Commands whose arguments are positional members of the request. */
 static int run_simple(const struct cmd *c, int argc, char **argv)
 {
 	static const struct { const char *op; const char *keys[3]; void (*show)(struct json_object *); } m[] = {

@@ -48,7 +48,6 @@ struct fl_cp_xdp {
 	unsigned n_hops;
 	/* conntrack occupancy (fl_cp_xdp_occupancy): a scan of the map run a
 	 * few batches a turn of the loop, and the last complete one's count */
-	struct fl_cp *cp;
 	struct fl_xdp_ct_scan scan;
 	bool scanning;
 	struct fl_timer scan_timer;
@@ -412,11 +411,11 @@ static int solicit_start(struct fl_cp *cp, struct fl_cp_xdp *st, char *err, size
 	return 0;
 }
 
-static void scan_stop(struct fl_cp_xdp *st)
+static void scan_stop(struct fl_cp *cp, struct fl_cp_xdp *st)
 {
 	if (!st->scanning)
 		return;
-	fl_timer_cancel(&st->cp->loop, &st->scan_timer);
+	fl_timer_cancel(&cp->loop, &st->scan_timer);
 	fl_xdp_ct_scan_end(&st->scan);
 	st->scanning = false;
 }
@@ -459,7 +458,7 @@ int fl_cp_xdp_occupancy(struct fl_cp *cp, const __u64 **live, __u32 *ncpus, uint
 		return fl_err(err, errlen, -EINVAL, "not in xdp mode");
 	if (!st->scanning &&
 	    (!st->occupancy || now - st->occupancy_ns > FL_CP_CT_SCAN_FRESH_MS * 1000000ull)) {
-		rc = fl_xdp_ct_scan_begin(&st->scan, fl_xdp_ncpus(&st->x), err, errlen);
+		rc = fl_xdp_ct_scan_begin(&st->x, &st->scan, err, errlen);
 		if (rc)
 			return rc;
 		st->scanning = true;
@@ -499,7 +498,6 @@ int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, siz
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return fl_err(err, errlen, -ENOMEM, "out of memory");
-	st->cp = cp;
 	fl_timer_init(&st->scan_timer, on_scan_timer, st);
 	st->flags = dp->xdp_generic ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
 	st->detach_on_exit = dp->xdp_detach_on_exit;
@@ -650,7 +648,7 @@ void fl_cp_xdp_fini(struct fl_cp *cp)
 	if (!st)
 		return;
 	solicit_stop(cp, st);
-	scan_stop(st);
+	scan_stop(cp, st);
 	free(st->occupancy);
 	for (unsigned i = 0; i < st->n_ifaces; i++) {
 		if (st->ifindex[i] && st->detach_on_exit) {

@@ -1357,12 +1357,13 @@ static int ct_scan(const struct fl_xdp *x, __u64 live[2], unsigned *steps, char 
 		   size_t errlen)
 {
 	struct fl_xdp_ct_scan s;
-	int rc = fl_xdp_ct_scan_begin(&s, 2, err, errlen);
+	int rc = fl_xdp_ct_scan_begin(x, &s, err, errlen);
 
 	for (*steps = 0; rc == 0; ++*steps)
 		rc = fl_xdp_ct_scan_step(x, &s, err, errlen);
+	live[0] = live[1] = 0;
 	if (rc == 1)
-		memcpy(live, s.live, 2 * sizeof(*live));
+		memcpy(live, s.live, (s.ncpus < 2 ? s.ncpus : 2) * sizeof(*live));
 	fl_xdp_ct_scan_end(&s);
 	return rc == 1 ? 0 : rc;
 }
