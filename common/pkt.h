@@ -138,7 +138,7 @@ static __always_inline const __u8 *fl_bytes(const __u8 *base, const __u8 *data_e
 	return b;
 }
 
-/* Inlined like the rest: the program has no BPF-to-BPF calls to verify. */
+/* Inlined in the XDP program, like the rest of the parse. */
 #define FL_PARSE_RARE	__always_inline
 
 /*

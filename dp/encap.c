@@ -389,7 +389,7 @@ static __u32 too_big6(const __u8 *frame, const struct fl_pkt *p, const __u8 *src
 		return 0;
 
 	put_l2(out, frame, l3, frame + 6, frame, FL_ETH_P_IPV6);
-	put_ip6(out + l3, ip6_word0(0, 0, FL_ICMP_HLEN + q, FL_P_ICMPV6, 64), src, client);
+	put_ip6(out + l3, ip6_word0(0, 0, FL_ICMP_HLEN + q, FL_P_ICMPV6, FL_OUTER_TTL), src, client);
 	put_icmp(out + l3 + FL_IPV6_HLEN, FL_ICMPV6_PKT_TOOBIG, 0, mtu, ip, q,
 		 csum_pseudo6(src, client, FL_ICMP_HLEN + q, FL_P_ICMPV6));
 	return hdr + q;
