@@ -712,13 +712,27 @@ static void hop_abort(struct fl_checker *c)
 
 /* ---- answers ---- */
 
+/* The probe in flight from our port lport to addr:rport whose SYN's ISN + 1
+ * is ack (network order), or NULL: what an answer or an ICMP error must
+ * name to be taken. */
+static struct hop_check *probe_find(struct hop_prober *p, const void *addr, __be16 rport,
+				    __be16 lport, __be32 ack)
+{
+	uint32_t hash = target_hash(p->family, addr, rport);
+
+	for (struct hop_check *h = p->buckets[hash & (p->n_buckets - 1)]; h; h = h->next)
+		if (h->in_flight && h->hash == hash && h->ack == ack &&
+		    p->ports[h->idx].port == lport && same_target(h->c, p->family, addr, rport))
+			return h;
+	return NULL;
+}
+
 static void segment_in(struct hop_prober *p, const __u8 *buf, size_t len,
 		       const struct sockaddr_in6 *from)
 {
 	const void *addr;
 	const struct tcphdr *th;
 	struct hop_check *h;
-	uint32_t hash;
 	bool ok;
 
 	if (p->family == AF_INET) {
@@ -740,11 +754,7 @@ static void segment_in(struct hop_prober *p, const __u8 *buf, size_t len,
 	 * here all the same */
 	if (!th->ack || th->syn == th->rst)
 		return;
-	hash = target_hash(p->family, addr, th->source);
-	for (h = p->buckets[hash & (p->n_buckets - 1)]; h; h = h->next)
-		if (h->in_flight && h->hash == hash && h->ack == th->ack_seq &&
-		    p->ports[h->idx].port == th->dest && same_target(h->c, p->family, addr, th->source))
-			break;
+	h = probe_find(p, addr, th->source, th->dest, th->ack_seq);
 	if (!h)
 		return;
 	ok = th->syn;
@@ -765,18 +775,11 @@ static struct hop_check *probe_of_error(struct hop_prober *p, const struct socka
 	const void *addr = p->family == AF_INET ?
 		(const void *)&((const struct sockaddr_in *)dst)->sin_addr : &dst->sin6_addr;
 	struct tcphdr th;
-	struct hop_check *h;
-	uint32_t hash;
 
 	if (len < 8)
 		return NULL;
 	memcpy(&th, syn, 8);	/* source, destination, sequence */
-	hash = target_hash(p->family, addr, th.dest);
-	for (h = p->buckets[hash & (p->n_buckets - 1)]; h; h = h->next)
-		if (h->in_flight && h->hash == hash && ntohl(h->ack) == ntohl(th.seq) + 1 &&
-		    p->ports[h->idx].port == th.source && same_target(h->c, p->family, addr, th.dest))
-			return h;
-	return NULL;
+	return probe_find(p, addr, th.dest, th.source, htonl(ntohl(th.seq) + 1));
 }
 
 /* Reads the error queue: an ICMP error about a probe's SYN fails it with

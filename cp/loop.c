@@ -519,7 +519,7 @@ static int dispatch(struct fl_loop *loop, struct epoll_event *evs, int n)
 	for (loop->batch_i = 0; loop->batch_i < n; loop->batch_i++) {
 		struct fl_io *io = evs[loop->batch_i].data.ptr;
 		if (io == NULL) {
-			/* the timerfd: the heap says what is due, and the
+			/* the timerfd: run_timers finds what is due, and the
 			 * next tfd_sync re-arms it, which also clears it */
 			loop->tfd_armed_ns = TFD_FIRED;
 			continue;
