@@ -397,7 +397,66 @@ static void fds_before_timers(void)
 	free(io);
 }
 
+struct defer_ctx {
+	struct fl_defer a, b;
+	struct fl_timer t;
+	int a_runs, b_runs, t_runs;
+	bool a_after_t;
+};
+
+static void defer_a(struct fl_loop *loop, void *arg)
+{
+	struct defer_ctx *x = arg;
+
+	x->a_runs++;
+	x->a_after_t = x->t_runs == 1;
+	fl_defer_cancel(loop, &x->b);	/* queued with a: it must not run */
+	if (x->a_runs == 1)
+		fl_defer(loop, &x->a);	/* again: in the next iteration */
+}
+
+static void defer_b(struct fl_loop *loop, void *arg)
+{
+	(void)loop;
+	((struct defer_ctx *)arg)->b_runs++;
+}
+
+static void defer_timer(struct fl_loop *loop, struct fl_timer *t)
+{
+	struct defer_ctx *x = t->arg;
+
+	x->t_runs++;
+	fl_defer(loop, &x->b);
+	fl_defer(loop, &x->a);	/* runs first: the list is LIFO */
+	fl_defer(loop, &x->a);	/* queued already: nothing */
+}
+
+/* Deferred work runs once at the end of the iteration, after the timers
+ * that queued it; a deferred callback may cancel another queued with it,
+ * and one it queues again runs in the next iteration without a wait. */
+static void deferred(void)
+{
+	struct defer_ctx x = { 0 };
+	struct fl_loop l;
+	uint64_t start;
+
+	REQUIRE(init(&l) == 0, "init");
+	fl_defer_init(&x.a, defer_a, &x);
+	fl_defer_init(&x.b, defer_b, &x);
+	fl_timer_init(&x.t, defer_timer, &x);
+	fl_timer_in(&l, &x.t, 5);
+	CHECK(RUN_UNTIL(&l, x.t_runs == 1, 1000), "timer did not fire");
+	CHECK(x.a_runs == 1 && x.a_after_t && x.b_runs == 0, "a %d, b %d", x.a_runs, x.b_runs);
+	start = fl_mono_ns();
+	fl_loop_run_once(&l, 1000);
+	CHECK(x.a_runs == 2 && fl_mono_ns() - start < 100 * MS, "requeued: %d runs", x.a_runs);
+	fl_loop_run_once(&l, 0);
+	CHECK(x.a_runs == 2 && x.b_runs == 0, "a %d, b %d", x.a_runs, x.b_runs);
+	fl_loop_fini(&l);
+}
+
 static const struct fl_test_case cases[] = {
+	{ "deferred", deferred },
 	{ "heap_order", heap_order },
 	{ "cancel", cancel },
 	{ "many_timers", many_timers },
