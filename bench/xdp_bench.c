@@ -8,11 +8,11 @@
  * its calls in short blocks, each right after a floor block of the same
  * size, and takes the median block difference: on a shared machine most
  * blocks then run without being preempted or meeting a change of load,
- * which a long block would add to the figure. One CPU (the conntrack map
- * is per CPU).
+ * which a long block would add to the figure. One CPU.
  * Cases: one hot established flow; flows drawn at random from 0.9M in
  * conntrack; new flows (a new 5-tuple SYN each); new flows into a full
- * conntrack (LRU evicting); non-VIP traffic. For IPIP and GUE over IPv4,
+ * conntrack (each evicting the oldest record of its bucket); non-VIP
+ * traffic. For IPIP and GUE over IPv4,
  * and IP6IP6 and GUE over IPv6.
  * Run (root): build/bench/xdp_bench [runs] [calls]
  */

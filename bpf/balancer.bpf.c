@@ -48,8 +48,8 @@ const volatile __u32 cfg_new_flow_rate = 0;	/* new flows recorded per second per
 const volatile __u32 cfg_max_vips = 1;
 const volatile __u32 cfg_max_backends = 1;	/* backends per slot */
 const volatile __u32 cfg_ring_chunks = 1;	/* ring chunks per slot */
-const volatile __u32 cfg_ncpus = 1;		/* possible CPUs, at most FL_XDP_MAX_CPUS */
-const volatile __u64 cfg_timeout_ns[FL_XDP_CT_STATES] = {};
+const volatile __u32 cfg_ct_buckets = 1;	/* conntrack's size */
+const volatile __u32 cfg_timeout_ticks[FL_XDP_CT_TIMEOUTS] = {};
 
 /* ---- maps ---- */
 
@@ -107,11 +107,13 @@ struct {
 	__type(value, struct fl_xdp_ctl);
 } ctl SEC(".maps");
 
+/* every CPU's flows (xdp.h); the loader sets the size, cfg_ct_buckets */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct fl_flow_key);
-	__type(value, struct fl_xdp_ct_val);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fl_ct_bucket);
 } conntrack SEC(".maps");
 
 struct {
@@ -724,131 +726,178 @@ static __always_inline __u32 maglev_pick(const struct run *r, const struct fl_vi
 	return id < r->backend_limit ? id : FL_BACKEND_NONE;
 }
 
-/* fl_ct_initial_state and fl_ct_track, on the XDP record. */
-static __always_inline __u8 ct_initial_state(__u8 proto, __u8 flags)
-{
-	if (proto != FL_P_TCP)
-		return FL_XDP_CT_UDP;
-	if (flags & (FL_TCP_FIN | FL_TCP_RST))
-		return FL_XDP_CT_CLOSING;
-	if ((flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN)
-		return FL_XDP_CT_SYN;
-	return FL_XDP_CT_ESTABLISHED;
-}
+/* ---- conntrack (xdp.h): fulcrum-dp's buckets, shared by every CPU ---- */
 
-/* Also says whether the packet started or ended a close (the record became
- * closing, or a bare SYN reopened it), which the other CPUs' copies must
- * learn (ct_free_other_cpus): found on the branches taken anyway, so an
- * ordinary packet pays nothing for it. */
-static __always_inline int ct_track(struct fl_xdp_ct_val *r, __u8 flags)
-{
-	__u8 syn_ack = flags & (FL_TCP_SYN | FL_TCP_ACK);
-
-	if (r->state == FL_XDP_CT_UDP)
-		return 0;
-	if (flags & (FL_TCP_FIN | FL_TCP_RST)) {
-		if (r->state == FL_XDP_CT_CLOSING)
-			return 0;
-		r->state = FL_XDP_CT_CLOSING;
-		return 1;
-	}
-	if (syn_ack == FL_TCP_ACK && r->state == FL_XDP_CT_SYN) {
-		r->state = FL_XDP_CT_ESTABLISHED;
-	} else if (syn_ack == FL_TCP_SYN && r->state == FL_XDP_CT_CLOSING) {
-		r->state = FL_XDP_CT_SYN;
-		return 1;
-	}
-	return 0;
-}
-
-/* ct_free_other_cpus's loop: the key, and the CPU whose copy stays. */
-struct ct_free_ctx {
-	struct fl_flow_key key;
-	__u32 self;
+/* What a lookup found: the flow's bucket and the seq it read there, and
+ * the way holding the flow's key with a copy of what it says. */
+struct ct_ref {
+	struct fl_ct_bucket *b;	/* NULL: no table (never, once loaded) */
+	__u64 seq;
+	int way;		/* -1: the key is in no way */
+	int live;		/* way's record is live (fl_xdp_ct_way_live) */
+	int busy;		/* a writer had the bucket: neither read nor written */
+	__u32 vip_id;
+	__u32 backend_id;
+	__u32 epoch;
+	__u8 state;
 };
 
-static long ct_free_cpu(__u64 cpu, void *arg)
-{
-	struct ct_free_ctx *f = arg;
-	struct fl_xdp_ct_val *c;
+/* Keeps clang from turning arithmetic back into a select, which BPF can
+ * only do with a branch: a branch per way doubles the paths the verifier
+ * walks. */
+#define opaque(x) __asm__ volatile("" : "+r"(x))
 
-	if (cpu == f->self)
-		return 0;
-	c = bpf_map_lookup_percpu_elem(&conntrack, &f->key, (__u32)cpu);
-	if (c && c->last_seen_ns)
-		c->last_seen_ns = 0;
-	return 0;
+/* The way of b whose tag and key are the packet's, or -1. The ways whose
+ * tag matches are compared whole (fl_ct_key_eq), lowest first. */
+static __always_inline int ct_find(const struct fl_ct_bucket *b, const struct fl_flow_key *k,
+				   __u32 hash)
+{
+	__u64 m = fl_ct_match(fl_ct_tags(&b->meta), fl_ct_tag_of(hash));
+
+	if (!m)
+		return -1;
+#pragma unroll
+	for (int i = 0; i < (int)FL_CT_WAYS; i++)
+		if ((m & (0x80ULL << (8 * i))) && fl_ct_key_eq(&b->way[i], k))
+			return i;
+	return -1;
 }
 
-/* This CPU's copy of key's record has just started or ended a close (a FIN
- * or RST made it closing, or a bare SYN reopened it to a new backend): the
- * other CPUs' live copies, which still say otherwise, are freed, so the next
- * packet of the flow on their CPU follows this copy (ct_find_any_cpu) as
- * one conntrack would. Run once per close or reopen, never on an ordinary
- * packet. The owner may be following its copy right then: a packet racing
- * the close on another CPU may refresh it, as one crossing it on the wire
- * would go either way. bpf_loop, not an unrolled loop: the verifier then
- * walks the body once whatever the number of CPUs; a function of its own,
- * not inlined, so that its key copy takes no registers from the follow
- * path around its call. */
-static __noinline void ct_free_other_cpus(const struct fl_flow_key *k)
+/* The packet's record (p->hash set): *c says where and what, or way -1.
+ * A way another CPU is writing, or a bucket written during the lookup,
+ * is busy: neither read nor written (xdp.h). */
+static __always_inline void ct_lookup(struct ct_ref *c, const struct fl_pkt *p, __u32 now)
 {
-	struct ct_free_ctx f = { .key = *k, .self = bpf_get_smp_processor_id() };
+	__u32 idx = (__u32)(((__u64)p->hash * cfg_ct_buckets) >> 32);
+	const struct fl_ct_rec *rec;
+	struct fl_ct_bucket *b;
+	__u32 w;
 
-	bpf_loop(cfg_ncpus < FL_XDP_MAX_CPUS ? cfg_ncpus : FL_XDP_MAX_CPUS, ct_free_cpu, &f, 0);
+	c->way = -1;
+	c->b = b = bpf_map_lookup_elem(&conntrack, &idx);
+	if (!b)
+		return;
+	c->seq = *(volatile __u64 *)&b->meta.seq;
+	barrier();
+	c->way = ct_find(b, &p->key, p->hash);
+	if (c->way < 0)
+		goto check;
+	w = (__u32)c->way & (FL_CT_WAYS - 1);
+	rec = &b->way[w];
+	c->vip_id = rec->vip_id;
+	c->backend_id = rec->backend_id;
+	c->epoch = rec->epoch;
+	c->state = b->meta.state[w];
+	c->live = fl_xdp_ct_way_live(&b->meta, w, now, cfg_timeout_ticks);
+check:
+	barrier();
+	if (*(volatile __u64 *)&b->meta.seq != c->seq ||
+	    ((c->seq & FL_XDP_CT_SEQ_WRITING) && c->way == (int)fl_xdp_ct_seq_way(c->seq))) {
+		c->busy = 1;
+		c->way = -1;
+		c->live = 0;
+	}
 }
 
-static __always_inline int ct_expired(const struct fl_xdp_ct_val *c, __u64 now)
+/* Take way w of bucket b to write it, b as a lookup saw it, with seq
+ * (xdp.h); 0 when another CPU is writing b or wrote it since. */
+static __always_inline int ct_take(struct fl_ct_bucket *b, __u64 seq, __u32 w)
 {
-	return fl_xdp_ct_expired(c, now, cfg_timeout_ns);
+	return !(seq & FL_XDP_CT_SEQ_WRITING) &&
+	       __sync_val_compare_and_swap(&b->meta.seq, seq, fl_xdp_ct_seq_writing(seq, w)) == seq;
 }
 
-static __always_inline int ct_live(const struct fl_xdp_ct_val *c, __u64 now)
+static __always_inline void ct_give(struct fl_ct_bucket *b, __u64 seq)
 {
-	return fl_xdp_ct_live(c, now, cfg_timeout_ns);
+	barrier();
+	*(volatile __u64 *)&b->meta.seq = seq + FL_XDP_CT_SEQ_STEP;
 }
 
-/* ct_find_any_cpu's loop: the key, the time, and the freshest live copy
- * so far (a CPU number: a map value pointer does not outlive the callback). */
-struct ct_find_ctx {
-	struct fl_flow_key key;
-	__u64 now;
-	__u64 best_seen;	/* 0 = none yet */
-	__u32 best_cpu;
+/* fl_ct_insert_way for the XDP table, branch-free (see opaque): the first
+ * free way, else the least recently seen of those that are not live,
+ * else of all. *taken: 0 free, 1 not live (expired), 2 live (evicted). */
+static __always_inline __u32 ct_victim(const struct fl_ct_meta *m, __u32 now, int *taken)
+{
+	const __u32 last = FL_CT_WAYS - 1;
+	__u64 free = fl_ct_match(fl_ct_tags(m), 0), best = 0;
+
+	if (free) {
+		/* the lowest free way: its match bit alone (byte i's bit 7)
+		 * shifted to byte i's bit 0, times a constant whose byte
+		 * 7 - i is i */
+		__u64 low = free & (~free + 1);
+
+		opaque(low);
+		*taken = 0;
+		return (__u32)(((low >> 7) * 0x0001020304050607ULL) >> 56);
+	}
+	/* fl_ct_oldest's sort key: not live above idle time above the way's
+	 * rank from the end; the largest wins */
+#pragma unroll
+	for (__u32 i = 0; i < FL_CT_WAYS; i++) {
+		__u8 st = m->state[i];
+		__u64 idle = fl_ct_since(m->last_seen[i], now), dead, key, gt;
+
+		dead = ((__u64)cfg_timeout_ticks[st & (FL_XDP_CT_TIMEOUTS - 1)] - idle) >> 63;
+		opaque(dead);
+		key = (dead << 31 | idle) << 3 | (last - i);
+		gt = (best - key) >> 63;	/* key > best: both below 2^35 */
+		opaque(gt);
+		best ^= (best ^ key) & (~gt + 1);
+	}
+	*taken = 2 - (int)(best >> 34);
+	return last - (__u32)(best & last);
+}
+
+/* What ct_insert records, and where. */
+struct ct_new {
+	__u64 seq;		/* the bucket's, as the lookup read it */
+	__s32 way;		/* the key's way, whose record is not live; -1: none */
+	__u32 tag;
+	__u32 vip_id;
+	__u32 backend_id;
+	__u32 epoch;
+	__u32 now;
+	__u32 state;
+	__u32 pad;
 };
 
-static long ct_find_cpu(__u64 cpu, void *arg)
+/* How ct_insert went: not at all (another CPU had moved the bucket on),
+ * or into a free way, a record that was not live, or a live one. */
+enum { CT_BUSY, CT_INTO_FREE, CT_INTO_EXPIRED, CT_EVICTED };
+
+/* Records key in bucket b, as n says: the key's own way when it has one,
+ * else ct_victim's; tag last, as fl_ct_insert. A global function, not a
+ * static one: the verifier checks it once on its own and its caller sees
+ * only the number it returns, where inlined its paths (taken or not, way
+ * or victim, which victim) would each be walked through the rest of the
+ * program, which tripled the instructions verified (80,776 -> 200,610). */
+__noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
+			 const struct ct_new *n)
 {
-	struct ct_find_ctx *f = arg;
-	const struct fl_xdp_ct_val *c = bpf_map_lookup_percpu_elem(&conntrack, &f->key, (__u32)cpu);
+	struct fl_ct_rec *rec;
+	int taken = 1;
+	__u32 w;
 
-	if (c && ct_live(c, f->now) && c->last_seen_ns > f->best_seen) {
-		f->best_seen = c->last_seen_ns;
-		f->best_cpu = (__u32)cpu;
-	}
-	return 0;
-}
-
-/* The freshest live copy of key's record among all CPUs' copies (xdp.h),
- * or NULL. Looked for only when the key is in the map but this CPU's copy
- * is blank or idle too long. The owner may be writing the copy
- * as it is read; a torn read mixes its old and new choice of backend, and
- * either is checked (epoch, state) as any record is. bpf_loop, as in
- * ct_free_other_cpus: an unrolled loop over every possible CPU, verified
- * at each of its two call sites, made the program too large to load past
- * about 143 CPUs. */
-static __noinline const struct fl_xdp_ct_val *ct_find_any_cpu(const struct fl_flow_key *k,
-							      __u64 now)
-{
-	struct ct_find_ctx f = { .key = *k, .now = now };
-	const struct fl_xdp_ct_val *c;
-
-	bpf_loop(cfg_ncpus < FL_XDP_MAX_CPUS ? cfg_ncpus : FL_XDP_MAX_CPUS, ct_find_cpu, &f, 0);
-	if (!f.best_seen)
-		return 0;
-	/* looked up again: the copy may have changed since, so checked again */
-	c = bpf_map_lookup_percpu_elem(&conntrack, k, f.best_cpu);
-	return c && ct_live(c, now) ? c : 0;
+	if (!b || !key || !n)
+		return CT_BUSY;
+	w = n->way >= 0 ? (__u32)n->way : ct_victim(&b->meta, n->now, &taken);
+	w &= FL_CT_WAYS - 1;
+	if (!ct_take(b, n->seq, w))
+		return CT_BUSY;
+	rec = &b->way[w];
+	b->meta.tags[w] = 0;
+	barrier();
+	__builtin_memcpy(&rec->key, key, sizeof(rec->key));
+	rec->vip_id = n->vip_id;
+	rec->backend_id = n->backend_id;
+	rec->epoch = n->epoch;
+	b->meta.state[w] = (__u8)n->state;
+	b->meta.last_seen[w] = n->now;
+	barrier();
+	b->meta.tags[w] = (__u8)n->tag;
+	ct_give(b, n->seq);
+	return CT_INTO_FREE + taken;
 }
 
 /* One token now from this CPU's bucket in map (too_big_bucket or
@@ -1017,43 +1066,30 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 
 /* dp flow_stage: follow the record while its backend keeps flows (same
  * VIP, up or draining, same epoch), else choose by Maglev and record (within
- * the new-flow rate) or rebind. The record is this CPU's copy, or another
- * CPU's adopted when this one has none (xdp.h): counted as a hit. */
+ * the new-flow rate) or rebind. A record or bucket another CPU is writing
+ * right then is left alone: the packet goes by its hash. */
 static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct fl_pkt *p, struct fl_xdp_ct_val *rec)
+				      struct fl_pkt *p, const struct ct_ref *c)
 {
-	struct fl_xdp_ct_val fresh = {};
-	const int bare_syn = (p->tcp_flags & (FL_TCP_SYN | FL_TCP_ACK)) == FL_TCP_SYN;
+	const __u32 now = fl_xdp_ct_ticks(r->now);
+	__u32 w = (__u32)c->way & (FL_CT_WAYS - 1);
 	const struct fl_backend *be;
-	int live = 0;
+	__u8 state = c->state;
 	__u32 id;
 
-	if (rec && rec->last_seen_ns) {
-		live = !ct_expired(rec, r->now);
-		if (!live) {
-			rec->last_seen_ns = 0;	/* freed */
-			r->ctr->ct_expired++;
-		}
-	}
-	if (rec && !live) {
-		const struct fl_xdp_ct_val *other = ct_find_any_cpu(&p->key, r->now);
-
-		if (other) {
-			*rec = *other;
-			live = 1;
-		}
-	}
-	if (live) {
-		rec->last_seen_ns = r->now;
+	if (c->live) {
+		if (c->b->meta.last_seen[w] != now)
+			c->b->meta.last_seen[w] = now;
 		r->ctr->ct_hits++;
-		be = backend_at(r, rec->backend_id);
+		be = backend_at(r, c->backend_id);
 		/* a bare SYN on a closed flow's record is a new connection on a
-		 * reused 5-tuple: chosen anew (dp: fl_ct_reopens) */
-		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch) &&
-		    !(rec->state == FL_XDP_CT_CLOSING && bare_syn)) {
-			if (ct_track(rec, p->tcp_flags))
-				ct_free_other_cpus(&p->key);
-			return forward(ctx, r, v, p, be, rec->backend_id);
+		 * reused 5-tuple: chosen anew */
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, c->epoch) &&
+		    !fl_ct_reopens(state, p->tcp_flags)) {
+			fl_ct_track(&state, p->tcp_flags);
+			if (state != c->state)
+				c->b->meta.state[w] = state;
+			return forward(ctx, r, v, p, be, c->backend_id);
 		}
 	} else {
 		r->ctr->ct_misses++;
@@ -1064,26 +1100,29 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 		count_drop(r, FL_DROP_NO_BACKEND);
 		return XDP_DROP;
 	}
-	if (live) {
+	if (c->live) {
 		/* its backend is down, removed or reused, or a new
 		 * connection reuses the 5-tuple: choose again */
-		rec->backend_id = id;
-		rec->epoch = be->epoch;
-		r->ctr->ct_reselected++;
-		if (ct_track(rec, p->tcp_flags))
-			ct_free_other_cpus(&p->key);
-	} else if (new_flow_admitted(r)) {
-		fresh.backend_id = id;
-		fresh.epoch = be->epoch;
-		fresh.vip_id = r->vip_id;
-		fresh.state = ct_initial_state(p->key.proto, p->tcp_flags);
-		fresh.last_seen_ns = r->now;
-		/* A blank copy of a key in the map is written in place: an
-		 * update would take a free LRU node first, evicting a flow
-		 * when the table is full. */
-		if (rec)
-			*rec = fresh;
-		if (rec || bpf_map_update_elem(&conntrack, &p->key, &fresh, BPF_ANY) == 0) {
+		if (ct_take(c->b, c->seq, w)) {
+			c->b->way[w].backend_id = id;
+			c->b->way[w].epoch = be->epoch;
+			fl_ct_track(&state, p->tcp_flags);
+			c->b->meta.state[w] = state;
+			ct_give(c->b, c->seq);
+			r->ctr->ct_reselected++;
+		}
+	} else if (c->b && !c->busy && new_flow_admitted(r)) {
+		struct ct_new n = {
+			.seq = c->seq, .way = c->way, .tag = (__u32)fl_ct_tag_of(p->hash),
+			.vip_id = r->vip_id, .backend_id = id, .epoch = be->epoch, .now = now,
+			.state = fl_ct_initial_state(p->key.proto, p->tcp_flags),
+		};
+
+		const int how = ct_insert(c->b, &p->key, &n);
+
+		if (how != CT_BUSY) {
+			r->ctr->ct_evictions += how == CT_EVICTED;
+			r->ctr->ct_expired += how == CT_INTO_EXPIRED;
 			r->ctr->new_flows++;
 			if (r->vc)
 				r->vc->new_flows++;
@@ -1093,20 +1132,18 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 }
 
 /* dp icmp_stage: an FN/PTB about a VIP flow goes to the flow's backend; the
- * record, this CPU's copy or another's, is only read. */
+ * record is only read. */
 static __always_inline int icmp_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
-				      struct fl_pkt *p, const struct fl_xdp_ct_val *rec)
+				      struct fl_pkt *p, const struct ct_ref *c)
 {
 	const struct fl_backend *be = 0;
 	__u32 id = FL_BACKEND_NONE;
 	int verdict;
 
-	if (rec && !ct_live(rec, r->now))
-		rec = ct_find_any_cpu(&p->key, r->now);
-	if (rec) {
-		be = backend_at(r, rec->backend_id);
-		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, rec->epoch))
-			id = rec->backend_id;
+	if (c->live) {
+		be = backend_at(r, c->backend_id);
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, c->epoch))
+			id = c->backend_id;
 	}
 	if (id == FL_BACKEND_NONE) {
 		id = maglev_pick(r, v, p->hash);
@@ -1154,7 +1191,7 @@ int balancer(struct xdp_md *ctx)
 	struct fl_xdp_vip_key vk = {};
 	const struct fl_xdp_vip_val *vv;
 	const struct fl_xdp_ctl *c;
-	struct fl_xdp_ct_val *rec;
+	struct ct_ref ct = {};
 	struct run r = {};
 	enum fl_drop_reason reason;	/* written on FL_PARSE_DROP */
 	__u32 zero = 0;
@@ -1186,12 +1223,15 @@ int balancer(struct xdp_md *ctx)
 	if (p.flags & FL_PKT_FRAGMENT)
 		return fragment(&r, &p);
 
-	/* This CPU's copy of the flow's record (blank when another CPU made
-	 * it, xdp.h). A record names its VIP: checking that VIP against the
-	 * packet costs less than the vips hash lookup, which only new flows
-	 * and the host's own traffic then pay. */
-	rec = bpf_map_lookup_elem(&conntrack, &p.key);
-	vv = rec ? vip_of_record(&r, &p.key, rec->vip_id) : 0;
+	/* The flow's record, found by its hash. A record names its VIP:
+	 * checking that VIP against the packet costs less than the vips hash
+	 * lookup, which only new flows and the host's own traffic then pay.
+	 * A tick's resolution is enough for timeouts of seconds; reading the
+	 * clock source cost about 40 ns a packet here. */
+	r.now = bpf_ktime_get_coarse_ns();
+	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
+	ct_lookup(&ct, &p, fl_xdp_ct_ticks(r.now));
+	vv = ct.way >= 0 ? vip_of_record(&r, &p.key, ct.vip_id) : 0;
 	if (!vv) {
 		vk.addr = p.key.dst;
 		vk.port = p.key.dport;
@@ -1208,12 +1248,8 @@ int balancer(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 	count_vip(&r);
-	/* a tick's resolution is enough for timeouts of seconds; reading the
-	 * clock source cost about 40 ns a packet here */
-	r.now = bpf_ktime_get_coarse_ns();
-	p.hash = fl_flow_hash(&p.key, r.meta->hash_seed);
-	verdict = (p.flags & FL_PKT_ICMP_ERROR) ? icmp_stage(ctx, &r, &vv->vip, &p, rec)
-					      : flow_stage(ctx, &r, &vv->vip, &p, rec);
+	verdict = (p.flags & FL_PKT_ICMP_ERROR) ? icmp_stage(ctx, &r, &vv->vip, &p, &ct)
+					      : flow_stage(ctx, &r, &vv->vip, &p, &ct);
 	if (verdict != VERDICT_TOO_BIG)
 		return verdict;
 	if ((p.key.family == FL_AF_INET6 ? too_big_answer(ctx, &p, r.too_big_mtu, 1)

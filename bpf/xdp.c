@@ -28,11 +28,11 @@
 #define GRACE_FALLBACK_NS 50000000L
 
 /* fulcrum-dp's default idle timeouts (dp/conntrack.c), in seconds. */
-static const __u32 default_timeout_s[FL_XDP_CT_STATES] = {
-	[FL_XDP_CT_SYN] = 5,
-	[FL_XDP_CT_ESTABLISHED] = 300,
-	[FL_XDP_CT_CLOSING] = 10,
-	[FL_XDP_CT_UDP] = 30,
+static const __u32 default_timeout_s[FL_CT_STATE__MAX] = {
+	[FL_CT_SYN] = 5,
+	[FL_CT_ESTABLISHED] = 300,
+	[FL_CT_CLOSING] = 10,
+	[FL_CT_UDP] = 30,
 };
 
 static size_t page_round(size_t n)
@@ -50,9 +50,10 @@ static void *map_mem(struct bpf_map *m, size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* Tables hold both slots (xdp.h); counters and conntrack are per CPU. */
+/* Tables hold both slots (xdp.h); counters are per CPU; conntrack is
+ * ct_buckets buckets that every CPU shares. */
 static void set_sizes(struct balancer_bpf *s, __u32 vips, __u32 backends, __u32 chunks,
-		      __u32 ct)
+		      __u32 ct_buckets)
 {
 	bpf_map__set_max_entries(s->maps.vips, 2 * vips);
 	bpf_map__set_max_entries(s->maps.vips_by_id, 2 * vips);
@@ -61,7 +62,8 @@ static void set_sizes(struct balancer_bpf *s, __u32 vips, __u32 backends, __u32 
 	bpf_map__set_max_entries(s->maps.rings, 2 * chunks);
 	bpf_map__set_max_entries(s->maps.vip_counters, vips);
 	bpf_map__set_max_entries(s->maps.backend_counters, backends);
-	bpf_map__set_max_entries(s->maps.conntrack, ct);
+	bpf_map__set_max_entries(s->maps.conntrack, ct_buckets);
+	s->rodata->cfg_ct_buckets = ct_buckets;
 }
 
 static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
@@ -77,21 +79,14 @@ static void set_rodata(struct balancer_bpf *s, const struct fl_xdp_knobs *k)
 	ro->cfg_fib_lookup = k->fib_lookup;
 	ro->cfg_too_big_rate = k->too_big_rate ? k->too_big_rate : FL_XDP_TOO_BIG_RATE;
 	ro->cfg_new_flow_rate = k->new_flow_rate;
-	for (int i = 0; i < FL_XDP_CT_STATES; i++) {
-		__u32 t = k->ct_timeout_s[i] ? k->ct_timeout_s[i] : default_timeout_s[i];
+	for (int i = FL_CT_SYN; i < FL_CT_STATE__MAX; i++) {
+		__u64 t = k->ct_timeout_s[i] ? k->ct_timeout_s[i] : default_timeout_s[i];
+		__u64 ticks = (t * 1000000000ull + (1ull << FL_XDP_CT_TICK_SHIFT) - 1) >>
+			      FL_XDP_CT_TICK_SHIFT;
 
-		ro->cfg_timeout_ns[i] = (__u64)t * 1000000000ull;
+		/* fl_ct_since counts at most 2^31 - 1 ticks (4.5 years) */
+		ro->cfg_timeout_ticks[i] = ticks < 0x7fffffffull ? (__u32)ticks : 0x7fffffffu;
 	}
-}
-
-/* The CPUs whose conntrack copies a packet may look through; 0 on error. */
-static __u32 possible_cpus(void)
-{
-	int n = libbpf_num_possible_cpus();
-
-	if (n <= 0)
-		return 0;
-	return (__u32)n < FL_XDP_MAX_CPUS ? (__u32)n : FL_XDP_MAX_CPUS;
 }
 
 /* A map id list of a loaded program; free() it. NULL on error (errno). */
@@ -144,8 +139,8 @@ static int adopted_map_fd(int prog_fd, const char *name)
 	return found;
 }
 
-/* Whether a kept map (fd) has other key or value sizes than this build's
- * m: an older fulcrum's layout. */
+/* Whether a kept map (fd) has another type, or other key or value sizes,
+ * than this build's m: an older fulcrum's layout. */
 static bool other_layout(int fd, const struct bpf_map *m)
 {
 	struct bpf_map_info mi;
@@ -153,15 +148,25 @@ static bool other_layout(int fd, const struct bpf_map *m)
 
 	memset(&mi, 0, sizeof(mi));
 	return bpf_obj_get_info_by_fd(fd, &mi, &len) == 0 &&
-	       (mi.key_size != bpf_map__key_size(m) || mi.value_size != bpf_map__value_size(m));
+	       (mi.type != bpf_map__type(m) || mi.key_size != bpf_map__key_size(m) ||
+		mi.value_size != bpf_map__value_size(m));
 }
 
 /* slot_meta is written whole by the publish that precedes every attach, so
  * one of an older layout is made anew instead of failing the load: an
- * upgrade keeps conntrack and the tables. The older program, still
- * attached until then, keeps reading its own copy. */
-static bool made_anew(const struct balancer_bpf *s, const struct bpf_map *m, int fd)
+ * upgrade keeps conntrack and the tables. So is a conntrack of an older
+ * layout (the per-CPU LRU map before 2026-11-28), which no build can read
+ * (x->ct_lost): its flows then go where their hash says, which Maglev
+ * keeps on their backend unless the backends changed. The older program,
+ * still attached until then, keeps reading its own copies. */
+static bool made_anew(struct fl_xdp *x, const struct bpf_map *m, int fd)
 {
+	const struct balancer_bpf *s = x->skel;
+
+	if (m == s->maps.conntrack && other_layout(fd, m)) {
+		x->ct_lost = true;
+		return true;
+	}
 	return m == s->maps.slot_meta && other_layout(fd, m);
 }
 
@@ -185,7 +190,7 @@ static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err
 			if (rc)
 				return fl_err(err, errlen, rc, "xdp: pin path %s: %s", path, strerror(-rc));
 			fd = bpf_obj_get(path);
-			if (fd >= 0 && made_anew(s, m, fd)) {
+			if (fd >= 0 && made_anew(x, m, fd)) {
 				close(fd);
 				if (unlink(path) != 0)
 					return fl_err(err, errlen, -errno, "xdp: unpin %s (an older "
@@ -215,7 +220,7 @@ static int keep_maps(struct fl_xdp *x, const struct fl_xdp_keep *keep, char *err
 			}
 		}
 		fd = keep->adopt_prog_fd >= 0 ? adopted_map_fd(keep->adopt_prog_fd, bpf_map__name(m)) : -1;
-		if (fd >= 0 && made_anew(s, m, fd)) {
+		if (fd >= 0 && made_anew(x, m, fd)) {
 			close(fd);
 			fd = -1;
 		}
@@ -257,17 +262,13 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 	if (!s)
 		return fl_err(err, errlen, -errno, "xdp: open balancer: %s", strerror(errno));
 	x->skel = s;
-	set_sizes(s, x->max_vips, x->max_backends, chunks,
-		  k->ct_capacity ? k->ct_capacity : FL_XDP_DEFAULT_CT_CAPACITY);
+	x->ct_buckets = (__u32)(((__u64)(k->ct_capacity ? k->ct_capacity : FL_XDP_DEFAULT_CT_CAPACITY) +
+				 FL_CT_WAYS - 1) / FL_CT_WAYS);
+	set_sizes(s, x->max_vips, x->max_backends, chunks, x->ct_buckets);
 	set_rodata(s, k);
 	s->rodata->cfg_max_vips = x->max_vips;
 	s->rodata->cfg_max_backends = x->max_backends;
 	s->rodata->cfg_ring_chunks = chunks;
-	s->rodata->cfg_ncpus = possible_cpus();
-	if (!s->rodata->cfg_ncpus) {
-		rc = fl_err(err, errlen, -EINVAL, "xdp: cannot read the possible CPUs");
-		goto cleanup;
-	}
 	if (keep && (rc = keep_maps(x, keep, err, errlen)) != 0)
 		goto cleanup;
 
@@ -288,11 +289,13 @@ static int open_load(struct fl_xdp *x, const struct fl_xdp_knobs *k, const struc
 	x->backends_len = page_round(2 * (size_t)x->max_backends * sizeof(struct fl_backend));
 	x->vips_by_id_len = page_round(2 * (size_t)x->max_vips * sizeof(struct fl_xdp_vip_val));
 	x->ctl_len = page_round(sizeof(struct fl_xdp_ctl));
+	x->ct_len = page_round((size_t)x->ct_buckets * sizeof(struct fl_ct_bucket));
 	x->rings = map_mem(s->maps.rings, x->rings_len);
 	x->backends = map_mem(s->maps.backends, x->backends_len);
 	x->vips_by_id = map_mem(s->maps.vips_by_id, x->vips_by_id_len);
 	x->ctl = map_mem(s->maps.ctl, x->ctl_len);
-	if (!x->rings || !x->backends || !x->vips_by_id || !x->ctl) {
+	x->ct = map_mem(s->maps.conntrack, x->ct_len);
+	if (!x->rings || !x->backends || !x->vips_by_id || !x->ctl || !x->ct) {
 		rc = fl_err(err, errlen, -errno, "xdp: mmap tables: %s", strerror(errno));
 		goto cleanup;
 	}
@@ -580,62 +583,27 @@ int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out)
 	return fl_xdp_counters_sum(x, FL_XDP_COUNTERS_WORKER, 0, out, sizeof(*out));
 }
 
-/* A per-CPU value is read for every possible CPU, each 8-byte aligned. */
-#define CT_VALUE_STRIDE ((sizeof(struct fl_xdp_ct_val) + 7) & ~(size_t)7)
-
-int fl_xdp_ct_scan_begin(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
-			 size_t errlen)
+void fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s)
 {
-	const int possible = libbpf_num_possible_cpus();
 	struct timespec ts;
 
 	memset(s, 0, sizeof(*s));
-	if (possible <= 0)
-		return fl_err(err, errlen, -EINVAL, "conntrack scan: cannot count the possible CPUs");
-	s->possible = (__u32)possible;
-	/* the possible CPUs, capped at FL_XDP_MAX_CPUS: never more than possible */
-	s->ncpus = x->skel->rodata->cfg_ncpus;
-	s->live = calloc(s->ncpus, sizeof(*s->live));
-	s->keys = calloc(FL_XDP_CT_SCAN_BATCH, sizeof(*s->keys));
-	s->values = calloc(FL_XDP_CT_SCAN_BATCH, CT_VALUE_STRIDE * s->possible);
-	if (!s->live || !s->keys || !s->values) {
-		fl_xdp_ct_scan_end(s);
-		return fl_err(err, errlen, -ENOMEM, "conntrack scan: out of memory");
-	}
-	/* the clock of bpf_ktime_get_coarse_ns, which stamps the copies */
+	/* the clock of bpf_ktime_get_coarse_ns, which stamps the records */
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	s->now_ns = (__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec;
-	return 0;
+	s->now = fl_xdp_ct_ticks((__u64)ts.tv_sec * 1000000000ull + (__u64)ts.tv_nsec);
 }
 
-int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
-			size_t errlen)
+int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s)
 {
-	__u32 count = FL_XDP_CT_SCAN_BATCH;
-	int r;
+	const __u32 end = x->ct_buckets - s->next > FL_XDP_CT_SCAN_BUCKETS
+				  ? s->next + FL_XDP_CT_SCAN_BUCKETS
+				  : x->ct_buckets;
 
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	r = bpf_map_lookup_batch(bpf_map__fd(x->skel->maps.conntrack),
-				 s->started ? &s->cursor : NULL, &s->cursor, s->keys, s->values,
-				 &count, &opts);
-	if (r < 0 && errno != ENOENT)
-		return fl_err(err, errlen, -errno, "conntrack scan: %s", strerror(errno));
-	s->started = true;
-	for (__u32 i = 0; i < count; i++)
-		for (__u32 cpu = 0; cpu < s->ncpus; cpu++)
-			s->live[cpu] += (__u64)fl_xdp_ct_live(
-				(const void *)(s->values +
-					       ((size_t)i * s->possible + cpu) * CT_VALUE_STRIDE),
-				s->now_ns, x->skel->rodata->cfg_timeout_ns);
-	return r < 0;	/* ENOENT: that was the last batch */
-}
-
-void fl_xdp_ct_scan_end(struct fl_xdp_ct_scan *s)
-{
-	free(s->live);
-	free(s->keys);
-	free(s->values);
-	memset(s, 0, sizeof(*s));
+	for (; s->next < end; s->next++)
+		for (__u32 w = 0; w < FL_CT_WAYS; w++)
+			s->live += (__u64)fl_xdp_ct_way_live(&x->ct[s->next].meta, w, s->now,
+							     x->skel->rodata->cfg_timeout_ticks);
+	return s->next == x->ct_buckets;
 }
 
 void fl_xdp_close(struct fl_xdp *x)
@@ -655,6 +623,9 @@ void fl_xdp_close(struct fl_xdp *x)
 	if (x->ctl)
 		munmap(x->ctl, x->ctl_len);
 	x->ctl = NULL;
+	if (x->ct)
+		munmap(x->ct, x->ct_len);
+	x->ct = NULL;
 	balancer_bpf__destroy(x->skel);
 	x->skel = NULL;
 }

@@ -29,12 +29,9 @@
 #include "flow.h"
 #include "tables.h"
 #include "counters.h"
+#include "ct_bucket.h"
 
 #define FL_XDP_RING_CHUNK 16u	/* ring ids per array element */
-
-/* The most CPUs whose conntrack copies a packet looks through when its own
- * CPU has no record of its flow (the verifier needs a constant bound). */
-#define FL_XDP_MAX_CPUS 512u
 
 /* Key of vips: what fl_vip_find compares, in one slot. */
 struct fl_xdp_vip_key {
@@ -103,50 +100,69 @@ struct fl_xdp_unresolved {
 
 #define FL_XDP_UNRESOLVED_MAX 256u
 
-/* Conntrack record states: the same values as fulcrum-dp's enum fl_ct_state. */
-enum fl_xdp_ct_state {
-	FL_XDP_CT_NONE = 0,
-	FL_XDP_CT_SYN = 1,
-	FL_XDP_CT_ESTABLISHED = 2,
-	FL_XDP_CT_CLOSING = 3,
-	FL_XDP_CT_UDP = 4,
-	FL_XDP_CT_STATES
-};
+/*
+ * Conntrack: one table that every CPU shares, an array map of fulcrum-dp's
+ * buckets (common/ct_bucket.h); a flow's bucket and tag come from its flow
+ * hash as in fulcrum-dp, so a lookup is one inlined array access and one
+ * metadata line, and a flow that moves to another CPU (RSS, RPS, an IRQ
+ * moved) keeps its record. Times are ticks of 2^FL_XDP_CT_TICK_SHIFT ns
+ * (67 ms) of bpf_ktime_get_coarse_ns (CLOCK_MONOTONIC_COARSE); timeouts
+ * are in the same ticks, by state.
+ *
+ * Several CPUs write one bucket without a lock: a packet changes only the
+ * last-seen time and state of its own way (bytes and words: never torn).
+ * What names a flow's backend (a way's tag and record) is written only by
+ * a CPU that moved the bucket's seq from the value its lookup read to that
+ * value with FL_XDP_CT_SEQ_WRITING and the way's number set (a
+ * compare-and-swap, so the bucket is as its lookup saw it, and no other
+ * CPU writes it meanwhile), and on to the next count after. A reader
+ * discards a way that seq says is being written, and all it read when seq
+ * moved across its read: the other ways of a bucket being written stay
+ * readable, so only a flow whose own record is being taken over, or a new
+ * one, goes by its hash (unrecorded) for that moment. On x86 (stores and
+ * loads each in program order) no reader can take a record half written;
+ * a hit whose way is taken over right after its read may stamp the new
+ * record's time or state, never its backend.
+ */
+#define FL_XDP_CT_SEQ_WRITING 1ull
+#define FL_XDP_CT_SEQ_WAY_SHIFT 1
+#define FL_XDP_CT_SEQ_STEP 16ull	/* one write: above the flag and the way */
 
-/* Value of the per-CPU LRU conntrack map, keyed by struct fl_flow_key. A
- * zero last_seen_ns is a CPU's copy that was never written (another CPU
- * recorded the key) or was freed: absent on that CPU. A packet whose CPU has
- * no live copy of a key in the map follows the freshest live copy of the
- * other CPUs and takes it as its CPU's own, as one conntrack would: a flow
- * stays on one CPU only where RSS or RPS hash it so. A key no CPU recorded
- * has no element at all, so a new flow looks at no other CPU. */
-struct fl_xdp_ct_val {
-	__u32 backend_id;
-	__u32 epoch;
-	__u32 vip_id;
-	__u8 state;		/* enum fl_xdp_ct_state */
-	__u8 pad[3];
-	__u64 last_seen_ns;	/* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC, to a tick */
-};
-
-/* A copy idle past its state's timeout (timeout_ns, by state) is as good
- * as freed: the program frees it when it next meets it, and counts it as
- * absent until then, as fulcrum-cp's occupancy scan does. */
-static inline __attribute__((always_inline)) int
-fl_xdp_ct_expired(const struct fl_xdp_ct_val *c, __u64 now, const volatile __u64 *timeout_ns)
+static inline __attribute__((always_inline)) __u64 fl_xdp_ct_seq_writing(__u64 seq, __u32 way)
 {
-	__u64 idle = now > c->last_seen_ns ? now - c->last_seen_ns : 0;
-	__u32 st = c->state;
-
-	if (st >= FL_XDP_CT_STATES)
-		return 1;
-	return idle > timeout_ns[st];
+	return seq | FL_XDP_CT_SEQ_WRITING | (__u64)(way & (FL_CT_WAYS - 1)) << FL_XDP_CT_SEQ_WAY_SHIFT;
 }
 
-static inline __attribute__((always_inline)) int
-fl_xdp_ct_live(const struct fl_xdp_ct_val *c, __u64 now, const volatile __u64 *timeout_ns)
+static inline __attribute__((always_inline)) __u32 fl_xdp_ct_seq_way(__u64 seq)
 {
-	return c->last_seen_ns && !fl_xdp_ct_expired(c, now, timeout_ns);
+	return (__u32)(seq >> FL_XDP_CT_SEQ_WAY_SHIFT) & (FL_CT_WAYS - 1);
+}
+
+#define FL_XDP_CT_TICK_SHIFT 26
+
+/* Timeouts by state, as many as a state byte masked with 7 indexes: the
+ * states past FL_CT_STATE__MAX have 0. */
+#define FL_XDP_CT_TIMEOUTS 8u
+_Static_assert(FL_CT_STATE__MAX <= FL_XDP_CT_TIMEOUTS, "every state has a timeout");
+
+static inline __attribute__((always_inline)) __u32 fl_xdp_ct_ticks(__u64 ns)
+{
+	return (__u32)(ns >> FL_XDP_CT_TICK_SHIFT);
+}
+
+/* Way i of m holds a live record: used, and idle no longer than its
+ * state's timeout (timeout: ticks by state). The program takes a way that
+ * is not live as free; fulcrum-cp's occupancy scan does not count it. */
+static inline __attribute__((always_inline)) int
+fl_xdp_ct_way_live(const struct fl_ct_meta *m, __u32 i, __u32 now, const volatile __u32 *timeout)
+{
+	__u32 st;
+
+	i &= FL_CT_WAYS - 1;
+	st = m->state[i];
+	if (!m->tags[i] || st >= FL_CT_STATE__MAX)
+		return 0;
+	return fl_ct_since(m->last_seen[i], now) <= timeout[st];
 }
 
 _Static_assert(sizeof(struct fl_xdp_vip_key) == 24, "vip key layout");
@@ -157,7 +173,6 @@ _Static_assert(sizeof(struct fl_xdp_slot_meta) == 40, "slot meta layout");
 _Static_assert(__builtin_offsetof(struct fl_xdp_slot_meta, next_hop_mac) == 28,
 	       "slot meta next_hop_mac: 2-byte aligned, read as three words");
 _Static_assert(sizeof(struct fl_xdp_ctl) == 16, "ctl layout");
-_Static_assert(sizeof(struct fl_xdp_ct_val) == 24, "ct value layout");
 _Static_assert(sizeof(struct fl_xdp_unresolved) == 24, "unresolved key layout");
 
 #ifndef __bpf__
@@ -191,8 +206,9 @@ struct fl_xdp_knobs {
 	__u32 max_vips;			/* map sizes; 0 = the defaults above */
 	__u32 max_backends;
 	__u32 ring_entries;
-	__u32 ct_capacity;		/* conntrack records (per CPU) */
-	__u32 ct_timeout_s[FL_XDP_CT_STATES];	/* idle timeouts; 0 = fulcrum-dp's defaults */
+	__u32 ct_capacity;		/* conntrack records, all CPUs' (rounded
+					 * up to whole buckets) */
+	__u32 ct_timeout_s[FL_CT_STATE__MAX];	/* idle timeouts; 0 = fulcrum-dp's defaults */
 };
 
 struct balancer_bpf;
@@ -207,6 +223,9 @@ struct fl_xdp {
 	size_t vips_by_id_len;
 	struct fl_xdp_ctl *ctl;		/* ctl, mmapped */
 	size_t ctl_len;
+	struct fl_ct_bucket *ct;	/* conntrack, mmapped (read by the scan) */
+	size_t ct_len;
+	__u32 ct_buckets;
 	__u32 max_vips;
 	__u32 max_backends;
 	__u32 ring_entries;		/* ring ids a slot holds */
@@ -218,6 +237,8 @@ struct fl_xdp {
 	__u32 maps_pinned;
 	__u32 maps_adopted;
 	__u32 maps_created;
+	bool ct_lost;			/* the kept conntrack had an older layout
+					 * and was made anew (records lost) */
 };
 
 /* Where fl_xdp_open_pinned finds the maps a restart must keep. */
@@ -294,39 +315,25 @@ int fl_xdp_counters_sum(const struct fl_xdp *x, enum fl_xdp_counter_set set, __u
 int fl_xdp_counters(const struct fl_xdp *x, struct fl_worker_counters *out);
 
 /*
- * A count of the live conntrack copies each CPU holds (written and not idle
- * past their state's timeout), for cpu < ncpus. The kernel's LRU map evicts
- * without telling, so the program cannot keep this count itself: a scan
- * reads the whole map, in batches of FL_XDP_CT_SCAN_BATCH keys with every
- * possible CPU's copy (about 3 ms per 10,000 copies here: 0.75 s for
- * 1,048,576 keys on 2 CPUs), one batch a step, so that a loop with other
- * work can spread it over its turns. Copies that change during the scan
- * may be counted as they were or as they are.
+ * A count of the live conntrack records (fl_xdp_ct_way_live). Every CPU
+ * writes the table and none may pay for a shared count, so it is counted
+ * by reading the table's metadata lines (mmapped): FL_XDP_CT_SCAN_BUCKETS
+ * buckets a step, so that a loop with other work can spread a large table
+ * over its turns. Records that change during the scan may be counted as
+ * they were or as they are.
  */
-#define FL_XDP_CT_SCAN_BATCH 1024u
+#define FL_XDP_CT_SCAN_BUCKETS 8192u
 
 struct fl_xdp_ct_scan {
-	__u64 *live;			/* [ncpus]: counted so far; final when done */
-	__u32 ncpus;			/* the CPUs the program keeps copies for */
-	__u32 possible;			/* the CPUs whose copies each key has */
-	__u64 now_ns;			/* CLOCK_MONOTONIC_COARSE at the start */
-	__u64 cursor;			/* the kernel's, between batches */
-	bool started;
-	struct fl_flow_key *keys;
-	__u8 *values;
+	__u64 live;			/* counted so far; final when done */
+	__u32 next;			/* the bucket the next step starts at */
+	__u32 now;			/* fl_xdp_ct_ticks at the start */
 };
 
-/* Counts for the CPUs x keeps copies for (the possible ones, at most
- * FL_XDP_MAX_CPUS). 0, or -errno with a message (*s then holds nothing to
- * end). */
-int fl_xdp_ct_scan_begin(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
-			 size_t errlen);
-/* Reads one batch: 1 when the scan is complete (s->live is the count), 0
- * when more is left, -errno with a message. */
-int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s, char *err,
-			size_t errlen);
-/* Frees what begin took; safe on a zeroed *s. */
-void fl_xdp_ct_scan_end(struct fl_xdp_ct_scan *s);
+void fl_xdp_ct_scan_begin(struct fl_xdp_ct_scan *s);
+/* Counts one step's buckets: 1 when the scan is complete (s->live is the
+ * count), 0 when more is left. */
+int fl_xdp_ct_scan_step(const struct fl_xdp *x, struct fl_xdp_ct_scan *s);
 
 /* Detaches, unmaps and destroys; safe on a closed or zeroed *x. */
 void fl_xdp_close(struct fl_xdp *x);

@@ -792,17 +792,16 @@ static int op_stats(struct fl_cp *cp, struct json_object *req, struct json_objec
 	return 0;
 }
 
-/* The XDP program's conntrack: live copies per CPU, from the last scan of
- * its map (fl_cp_xdp_occupancy), with its age; "pending" while the first
- * scan runs. Its per-CPU LRU map evicts without telling, so there are no
- * eviction figures to give. */
+/* The XDP program's conntrack, which every CPU shares: its live records
+ * from the last scan of the table (fl_cp_xdp_occupancy), with its age;
+ * "pending" while the first scan runs. Evictions and expiries are the
+ * program's counters. */
 static int conntrack_xdp(struct fl_cp *cp, struct json_object *ans, char *err, size_t errlen)
 {
-	const __u64 *live;
-	struct json_object *a;
+	struct fl_worker_counters sum;
 	uint64_t age_ms;
-	__u32 n;
-	int rc = fl_cp_xdp_occupancy(cp, &live, &n, &age_ms, err, errlen);
+	__u64 live;
+	int rc = fl_cp_xdp_occupancy(cp, &live, &age_ms, err, errlen);
 
 	if (rc == -EAGAIN) {
 		json_object_object_add(ans, "pending", json_object_new_boolean(1));
@@ -810,16 +809,12 @@ static int conntrack_xdp(struct fl_cp *cp, struct json_object *ans, char *err, s
 	}
 	if (rc)
 		return rc;
+	fl_stats_sum(cp, &sum);
 	add_u64(ans, "age_ms", age_ms);
-	a = json_object_new_array();
-	for (__u32 cpu = 0; cpu < n; cpu++) {
-		struct json_object *o = json_object_new_object();
-
-		add_u64(o, "cpu", cpu);
-		add_u64(o, "occupancy", live[cpu]);
-		json_object_array_add(a, o);
-	}
-	json_object_object_add(ans, "cpus", a);
+	add_u64(ans, "occupancy", live);
+	add_u64(ans, "evictions", sum.ct_evictions);
+	add_u64(ans, "expired", sum.ct_expired);
+	add_u64(ans, "new_flows", sum.new_flows);
 	return 0;
 }
 

@@ -330,17 +330,11 @@ static void show_conntrack(struct json_object *ans)
 	struct json_object *ws = a_of(ans, "workers");
 
 	if (strcmp(s_of(ans, "dataplane"), "xdp") == 0) {
-		struct json_object *cpus = a_of(ans, "cpus");
-
-		/* the kernel's LRU map evicts without telling */
-		printf("capacity per CPU: %lld (XDP: a per-CPU LRU map; evictions are not "
-		       "counted); counted %lld ms ago\n", i_of(ans, "capacity"), i_of(ans, "age_ms"));
-		printf("%4s %10s\n", "CPU", "OCCUPANCY");
-		for (size_t i = 0; cpus && i < json_object_array_length(cpus); i++) {
-			struct json_object *c = json_object_array_get_idx(cpus, i);
-
-			printf("%4lld %10lld\n", i_of(c, "cpu"), i_of(c, "occupancy"));
-		}
+		printf("capacity: %lld (XDP: one table for every CPU); counted %lld ms ago\n",
+		       i_of(ans, "capacity"), i_of(ans, "age_ms"));
+		printf("%10s %10s %10s %10s\n", "OCCUPANCY", "EVICTIONS", "EXPIRED", "NEW_FLOWS");
+		printf("%10lld %10lld %10lld %10lld\n", i_of(ans, "occupancy"), i_of(ans, "evictions"),
+		       i_of(ans, "expired"), i_of(ans, "new_flows"));
 		return;
 	}
 	printf("capacity per worker: %lld\n", i_of(ans, "capacity"));

@@ -57,8 +57,7 @@ void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum)
 bool fl_stats_kept(const struct fl_cp *cp, const struct fl_counter_field *f)
 {
 	return !fl_cp_xdp_program(cp) ||
-	       (f->offset != offsetof(struct fl_worker_counters, ct_occupancy) &&
-		f->offset != offsetof(struct fl_worker_counters, ct_evictions));
+	       f->offset != offsetof(struct fl_worker_counters, ct_occupancy);
 }
 
 void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum)
@@ -223,10 +222,13 @@ static void render_dp(struct fl_cp *cp, struct buf *b)
 	for (unsigned r = 0; r < FL_DROP__MAX; r++)
 		put(b, "fulcrum_drops_total{reason=\"%s\"} %llu\n", fl_drop_names[r],
 		    (unsigned long long)sum.drops[r]);
-	head(b, "fulcrum_conntrack_capacity", "gauge", "conntrack records per worker");
+	head(b, "fulcrum_conntrack_capacity", "gauge",
+	     "conntrack records per worker (fulcrum-dp), or in all (XDP)");
 	put(b, "fulcrum_conntrack_capacity %u\n", cp->cfg.dataplane.conntrack.capacity);
-	/* the XDP program's conntrack is a per-CPU LRU map, which evicts
-	 * without telling: only fulcrum-dp has per-worker figures */
+	/* the XDP program's table, which every CPU shares, has no occupancy
+	 * gauge (fulcrumctl conntrack counts it by a scan) and its evictions
+	 * are in fulcrum_dp_ct_evictions_total: only fulcrum-dp has
+	 * per-worker figures */
 	if (fl_cp_xdp_program(cp))
 		return;
 	head(b, "fulcrum_conntrack_occupancy", "gauge", "conntrack records in use, per worker");

@@ -29,9 +29,9 @@ void fl_stats_sum(const struct fl_cp *cp, struct fl_worker_counters *sum);
 void fl_stats_sum_vip(const struct fl_cp *cp, __u32 vip_id, struct fl_vip_counters *sum);
 void fl_stats_sum_backend(const struct fl_cp *cp, __u32 backend_id, struct fl_backend_counters *sum);
 
-/* Whether the data plane keeps counter f: in xdp mode not ct_occupancy nor
- * ct_evictions, which the kernel's LRU map does not tell (fulcrumctl
- * conntrack scans the map for the occupancy); an absent figure, not a 0. */
+/* Whether the data plane keeps counter f: in xdp mode not ct_occupancy,
+ * which no CPU can keep for a table they all share (fulcrumctl conntrack
+ * scans the table for it); an absent figure, not a 0. */
 bool fl_stats_kept(const struct fl_cp *cp, const struct fl_counter_field *f);
 
 /* The vip id a configured VIP has in the published tables, or FL_BACKEND_NONE. */

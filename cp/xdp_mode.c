@@ -51,14 +51,10 @@ struct fl_cp_xdp {
 	struct fl_xdp_ct_scan scan;
 	bool scanning;
 	struct fl_timer scan_timer;
-	__u64 *occupancy;		/* [n_occupancy]; NULL before the first */
-	__u32 n_occupancy;
+	bool counted;			/* a scan has completed */
+	__u64 occupancy;		/* the last complete scan's count */
 	uint64_t occupancy_ns;		/* when that scan ended */
 };
-
-/* Batches of the conntrack scan a turn of the loop: 4,096 keys, a few ms
- * on a small host, so health checks and publishing wait no longer. */
-#define SCAN_BATCHES_A_TURN 4u
 
 /* What identifies a loaded program for the keep-or-replace choice. */
 struct prog_id {
@@ -114,10 +110,10 @@ static void knobs_of(const struct fl_config *cfg, struct fl_xdp_knobs *k)
 	k->ring_entries = cfg->limits.ring_entries;
 	k->ct_capacity = dp->conntrack.capacity;
 	k->new_flow_rate = dp->conntrack.new_flow_rate;
-	k->ct_timeout_s[FL_XDP_CT_SYN] = dp->conntrack.syn_timeout_s;
-	k->ct_timeout_s[FL_XDP_CT_ESTABLISHED] = dp->conntrack.tcp_timeout_s;
-	k->ct_timeout_s[FL_XDP_CT_CLOSING] = dp->conntrack.tcp_closing_timeout_s;
-	k->ct_timeout_s[FL_XDP_CT_UDP] = dp->conntrack.udp_timeout_s;
+	k->ct_timeout_s[FL_CT_SYN] = dp->conntrack.syn_timeout_s;
+	k->ct_timeout_s[FL_CT_ESTABLISHED] = dp->conntrack.tcp_timeout_s;
+	k->ct_timeout_s[FL_CT_CLOSING] = dp->conntrack.tcp_closing_timeout_s;
+	k->ct_timeout_s[FL_CT_UDP] = dp->conntrack.udp_timeout_s;
 }
 
 static int mkdir_ok(const char *path)
@@ -416,58 +412,43 @@ static void scan_stop(struct fl_cp *cp, struct fl_cp_xdp *st)
 	if (!st->scanning)
 		return;
 	fl_timer_cancel(&cp->loop, &st->scan_timer);
-	fl_xdp_ct_scan_end(&st->scan);
 	st->scanning = false;
 }
 
-/* A few batches of the scan, then the rest of the loop's work; at the
- * end, its count becomes the one fl_cp_xdp_occupancy gives. */
+/* One step of the scan (FL_XDP_CT_SCAN_BUCKETS buckets, about a
+ * millisecond here), then the rest of the loop's work; at the end, its
+ * count becomes the one fl_cp_xdp_occupancy gives. */
 static void on_scan_timer(struct fl_loop *loop, struct fl_timer *t)
 {
 	struct fl_cp_xdp *st = t->arg;
-	char err[256];
-	int rc = 0;
 
-	for (unsigned i = 0; i < SCAN_BATCHES_A_TURN && rc == 0; i++)
-		rc = fl_xdp_ct_scan_step(&st->x, &st->scan, err, sizeof(err));
-	if (rc == 0) {
+	if (!fl_xdp_ct_scan_step(&st->x, &st->scan)) {
 		fl_timer_in(loop, t, 0);
 		return;
 	}
-	if (rc < 0) {
-		fl_log(FL_LOG_WARN, "xdp: %s", err);
-	} else {
-		free(st->occupancy);
-		st->occupancy = st->scan.live;
-		st->n_occupancy = st->scan.ncpus;
-		st->occupancy_ns = fl_mono_ns();
-		st->scan.live = NULL;	/* kept */
-	}
-	fl_xdp_ct_scan_end(&st->scan);
+	st->occupancy = st->scan.live;
+	st->occupancy_ns = fl_mono_ns();
+	st->counted = true;
 	st->scanning = false;
 }
 
-int fl_cp_xdp_occupancy(struct fl_cp *cp, const __u64 **live, __u32 *ncpus, uint64_t *age_ms,
-			char *err, size_t errlen)
+int fl_cp_xdp_occupancy(struct fl_cp *cp, __u64 *live, uint64_t *age_ms, char *err,
+			size_t errlen)
 {
 	struct fl_cp_xdp *st = cp->xdp;
 	const uint64_t now = fl_mono_ns();
-	int rc;
 
 	if (!st)
 		return fl_err(err, errlen, -EINVAL, "not in xdp mode");
 	if (!st->scanning &&
-	    (!st->occupancy || now - st->occupancy_ns > FL_CP_CT_SCAN_FRESH_MS * 1000000ull)) {
-		rc = fl_xdp_ct_scan_begin(&st->x, &st->scan, err, errlen);
-		if (rc)
-			return rc;
+	    (!st->counted || now - st->occupancy_ns > FL_CP_CT_SCAN_FRESH_MS * 1000000ull)) {
+		fl_xdp_ct_scan_begin(&st->scan);
 		st->scanning = true;
 		fl_timer_in(&cp->loop, &st->scan_timer, 0);
 	}
-	if (!st->occupancy)
+	if (!st->counted)
 		return -EAGAIN;
 	*live = st->occupancy;
-	*ncpus = st->n_occupancy;
 	*age_ms = (now - st->occupancy_ns) / 1000000ull;
 	return 0;
 }
@@ -531,6 +512,10 @@ int fl_cp_xdp_init(struct fl_cp *cp, const struct fl_config *cfg, char *err, siz
 			goto fail_st;
 		}
 	}
+	if (st->x.ct_lost)
+		fl_log(FL_LOG_WARN, "xdp: the conntrack pinned in %s has an older layout and was "
+		       "made anew: established flows go where their hash says (their backend, "
+		       "unless the backends changed)", st->pin_dir);
 	fl_log(FL_LOG_INFO, "xdp: balancer loaded; maps in %s: %u reused from pins, %u adopted "
 	       "from the running program, %u new; table generation %llu", st->pin_dir,
 	       st->x.maps_pinned, st->x.maps_adopted, st->x.maps_created,
@@ -649,7 +634,6 @@ void fl_cp_xdp_fini(struct fl_cp *cp)
 		return;
 	solicit_stop(cp, st);
 	scan_stop(cp, st);
-	free(st->occupancy);
 	for (unsigned i = 0; i < st->n_ifaces; i++) {
 		if (st->ifindex[i] && st->detach_on_exit) {
 			bpf_xdp_detach(st->ifindex[i], st->flags, NULL);

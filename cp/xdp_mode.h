@@ -71,14 +71,14 @@ const struct fl_xdp *fl_cp_xdp_program(const struct fl_cp *cp);
 #define FL_CP_CT_SCAN_FRESH_MS 1000u
 
 /*
- * The XDP program's conntrack occupancy per CPU, from the last complete
- * scan of its map (*live: [*ncpus], *age_ms old). A scan older than
- * FL_CP_CT_SCAN_FRESH_MS, or none, starts a new one, run a few batches a
- * turn of the loop (fl_xdp_ct_scan_step); -EAGAIN while the first is
- * running. -errno with a message otherwise.
+ * The XDP program's conntrack occupancy (live records, all CPUs'), from
+ * the last complete scan of its table (*age_ms old). A scan older than
+ * FL_CP_CT_SCAN_FRESH_MS, or none, starts a new one, run a step a turn of
+ * the loop (fl_xdp_ct_scan_step); -EAGAIN while the first is running.
+ * -errno with a message otherwise.
  */
-int fl_cp_xdp_occupancy(struct fl_cp *cp, const __u64 **live, __u32 *ncpus, uint64_t *age_ms,
-			char *err, size_t errlen);
+int fl_cp_xdp_occupancy(struct fl_cp *cp, __u64 *live, uint64_t *age_ms, char *err,
+			size_t errlen);
 
 /* Detaches only with xdp.detach_on_exit; frees cp->xdp. */
 void fl_cp_xdp_fini(struct fl_cp *cp);

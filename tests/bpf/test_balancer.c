@@ -765,10 +765,10 @@ static int run_on_cpu(int cpu)
 	return sched_getcpu() == cpu ? 0 : -1;
 }
 
-/* Conntrack is a per-CPU map, and without RSS or RPS a flow's packets meet
- * several CPUs: a packet on a CPU with no copy of the record follows (and
- * takes) another CPU's, so a table change that moves the flow's hash does
- * not move the flow. test_run runs the program on the caller's CPU. */
+/* Without RSS or RPS a flow's packets meet several CPUs, which share one
+ * conntrack: a packet on another CPU than the one that made the record
+ * follows it, so a table change that moves the flow's hash does not move
+ * the flow. test_run runs the program on the caller's CPU. */
 static void test_other_cpu(void)
 {
 	struct fl_worker_counters c0, c1;
@@ -798,8 +798,8 @@ static void test_other_cpu(void)
 	      "the flow moved to the ring's choice on a CPU without its record");
 	fl_xdp_counters(&E->x, &c1);
 	CHECK(c1.ct_hits == c0.ct_hits + 1 && c1.ct_misses == c0.ct_misses &&
-	      c1.new_flows == c0.new_flows, "the other CPU's record was not taken as a hit");
-	CHECK(send_both(&fl, "ACK again, CPU 1") == a, "the taken record was lost");
+	      c1.new_flows == c0.new_flows, "the other CPU's record was not a hit");
+	CHECK(send_both(&fl, "ACK again, CPU 1") == a, "the record was lost");
 	/* a retransmitted SYN follows the record too, as in fulcrum-dp */
 	CHECK(send_both(&syn, "SYN again, CPU 1") == s, "a retransmitted SYN moved");
 	REQUIRE(run_on_cpu(0) == 0, "cannot run on CPU 0");
@@ -807,12 +807,12 @@ static void test_other_cpu(void)
 	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
 }
 
-/* The CPU that sees a flow's FIN or RST, or the bare SYN that reopens its
- * 5-tuple, holds the flow's only live copy after it: a SYN reusing the
- * 5-tuple on the CPU that made the record, whose copy still said
- * established, followed it to its draining backend, and the new
- * connection's ACK on the CPU of the FIN followed that CPU's closing copy
- * there. Each packet here must do what fulcrum-dp's one record does. */
+/* A FIN or RST, or the bare SYN that reopens the 5-tuple, on one CPU is
+ * what the next packet on another CPU sees: a SYN reusing the 5-tuple on
+ * the CPU that made the record goes to the ring's choice, not the draining
+ * backend, and the new connection's ACK on the CPU of the FIN follows the
+ * new record. Each packet here must do what fulcrum-dp's one record does
+ * (per-CPU copies of the record once failed both). */
 static void test_other_cpu_close(void)
 {
 	struct flow fl;
@@ -1010,51 +1010,83 @@ static void test_next_hop(void)
 	       "no_next_hop; fulcrum-dp the same\n");
 }
 
+/* Pins an empty map of an older layout at dir/name; 0 or -errno. */
+static int pin_old(const char *dir, const char *name, enum bpf_map_type type, __u32 key_size,
+		   __u32 value_size, __u32 entries)
+{
+	char path[400];
+	int fd = bpf_map_create(type, name, key_size, value_size, entries, NULL), rc = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (fd < 0 || bpf_obj_pin(fd, path) != 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* The layout of the map pinned at dir/name: 0 and *mi, or -1. */
+static int pinned_info(const char *dir, const char *name, struct bpf_map_info *mi)
+{
+	__u32 len = sizeof(*mi);
+	char path[400];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = bpf_obj_get(path);
+	memset(mi, 0, sizeof(*mi));
+	rc = fd >= 0 && bpf_obj_get_info_by_fd(fd, mi, &len) == 0 ? 0 : -1;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 /* An upgrade over the pins of an older balancer whose slot_meta had no
- * next-hop MAC (32 bytes): that map is made anew, the others are kept. */
-static void test_old_slot_meta(void)
+ * next-hop MAC (32 bytes) and whose conntrack was a per-CPU LRU hash:
+ * those maps are made anew (x.ct_lost tells of the conntrack), the others
+ * are kept. */
+static void test_old_pins(void)
 {
 	struct fl_xdp_keep keep = { .adopt_prog_fd = -1 };
 	struct fl_xdp_knobs k;
 	struct fl_xdp x;
 	struct bpf_map_info mi;
-	__u32 len = sizeof(mi);
 	char dir[128], path[400], err[512];
-	int fd, rc;
+	int rc;
 
 	NEED_ENV();
 	snprintf(dir, sizeof(dir), "/sys/fs/bpf/fulcrum-test-%d", (int)getpid());
 	if (mkdir(dir, 0700) != 0) {
-		printf("old_slot_meta: skipped, no bpffs at /sys/fs/bpf (%s)\n", strerror(errno));
+		printf("old_pins: skipped, no bpffs at /sys/fs/bpf (%s)\n", strerror(errno));
 		return;
 	}
-	snprintf(path, sizeof(path), "%s/slot_meta", dir);
-	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "slot_meta", 4, 32, 2, NULL);
-	REQUIRE(fd >= 0 && bpf_obj_pin(fd, path) == 0, "pin a 32-byte slot_meta: %s",
-		strerror(errno));
-	close(fd);
+	REQUIRE(pin_old(dir, "slot_meta", BPF_MAP_TYPE_ARRAY, 4, 32, 2) == 0,
+		"pin a 32-byte slot_meta: %s", strerror(errno));
+	REQUIRE(pin_old(dir, "conntrack", BPF_MAP_TYPE_LRU_PERCPU_HASH, sizeof(struct fl_flow_key),
+			24, FL_XDP_DEFAULT_CT_CAPACITY) == 0,
+		"pin a per-CPU LRU conntrack: %s", strerror(errno));
 	knobs_init(&k);
 	keep.pin_dir = dir;
 	rc = fl_xdp_open_pinned(&x, &k, &keep, err, sizeof(err));
-	CHECK(rc == 0, "load over an older slot_meta: %s", err);
+	CHECK(rc == 0, "load over an older slot_meta and conntrack: %s", err);
 	if (rc == 0) {
-		CHECK(x.maps_pinned == 0 && x.maps_created > 0, "pinned %u, created %u",
-		      x.maps_pinned, x.maps_created);
+		CHECK(x.maps_pinned == 0 && x.maps_created > 0 && x.ct_lost,
+		      "pinned %u, created %u, conntrack %s", x.maps_pinned, x.maps_created,
+		      x.ct_lost ? "made anew" : "kept");
 		CHECK(fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0,
 		      "publish: %s", err);
 		fl_xdp_close(&x);
 	}
-	fd = bpf_obj_get(path);
-	memset(&mi, 0, sizeof(mi));
-	CHECK(fd >= 0 && bpf_obj_get_info_by_fd(fd, &mi, &len) == 0 &&
+	CHECK(pinned_info(dir, "slot_meta", &mi) == 0 &&
 	      mi.value_size == sizeof(struct fl_xdp_slot_meta),
 	      "slot_meta pinned with %u-byte values", mi.value_size);
-	if (fd >= 0)
-		close(fd);
-	/* a second start keeps every pin, slot_meta included */
+	CHECK(pinned_info(dir, "conntrack", &mi) == 0 && mi.type == BPF_MAP_TYPE_ARRAY &&
+	      mi.value_size == sizeof(struct fl_ct_bucket),
+	      "conntrack pinned as type %u with %u-byte values", mi.type, mi.value_size);
+	/* a second start keeps every pin, slot_meta and conntrack included */
 	rc = fl_xdp_open_pinned(&x, &k, &keep, err, sizeof(err));
-	CHECK(rc == 0 && x.maps_created == 0, "restart on the new pins: %s, %u created",
-	      rc ? err : "ok", x.maps_created);
+	CHECK(rc == 0 && x.maps_created == 0 && !x.ct_lost,
+	      "restart on the new pins: %s, %u created", rc ? err : "ok", x.maps_created);
 	if (rc == 0)
 		fl_xdp_close(&x);
 	{
@@ -1070,7 +1102,8 @@ static void test_old_slot_meta(void)
 			closedir(d);
 		rmdir(dir);
 	}
-	printf("old_slot_meta: an older 32-byte slot_meta pin is replaced, the rest kept\n");
+	printf("old_pins: an older 32-byte slot_meta and a per-CPU LRU conntrack are replaced, "
+	       "the rest kept\n");
 }
 
 /* ---- too-big answers ---- */
@@ -1193,11 +1226,9 @@ static void test_too_big(void)
 #define FLOOD_SYNS 1000u
 #define FLOOD_RATE 5u		/* new flows recorded per second */
 #define FLOOD_HELD FLOOD_RATE	/* flows opened before the flood: the bucket's first tokens */
-/* Conntrack records: room for the held flows and a few more, but fewer
- * than twice the held flows. The kernel's LRU keeps a flow seen twice while
- * flows seen once outnumber it (they alone are evicted); in a table mostly
- * of established flows it evicts those too, and there an unchecked flood
- * pushes the held flows out. */
+/* Conntrack records: room for the held flows and a few more (two buckets
+ * of FL_CT_WAYS), which an unchecked flood fills many times over, each new
+ * flow evicting the oldest record of its bucket: the held flows go. */
 #define FLOOD_CT (2 * FLOOD_HELD - 1)
 
 /* A program of its own with the given new-flow rate and conntrack
@@ -1351,42 +1382,39 @@ static void test_new_flow_rate_off(void)
 	fl_xdp_close(&x);
 }
 
-/* A whole conntrack scan, step by step; 0 with live[0..1] and the number
- * of steps, or -errno with a message. */
-static int ct_scan(const struct fl_xdp *x, __u64 live[2], unsigned *steps, char *err,
-		   size_t errlen)
+/* A whole conntrack scan, step by step: the live records, and the steps
+ * it took in *steps. */
+static __u64 ct_scan(const struct fl_xdp *x, unsigned *steps)
 {
 	struct fl_xdp_ct_scan s;
-	int rc = fl_xdp_ct_scan_begin(x, &s, err, errlen);
 
-	for (*steps = 0; rc == 0; ++*steps)
-		rc = fl_xdp_ct_scan_step(x, &s, err, errlen);
-	live[0] = live[1] = 0;
-	if (rc == 1)
-		memcpy(live, s.live, (s.ncpus < 2 ? s.ncpus : 2) * sizeof(*live));
-	fl_xdp_ct_scan_end(&s);
-	return rc == 1 ? 0 : rc;
+	fl_xdp_ct_scan_begin(&s);
+	for (*steps = 1; !fl_xdp_ct_scan_step(x, &s); ++*steps)
+		;
+	return s.live;
 }
 
-/* Conntrack occupancy, which the kernel's LRU map does not count: the scan
- * finds each CPU's live copies, over several batches, and not the ones
- * idle past their state's timeout (SYN-only flows here, after 1 s) that no
- * packet has freed yet. */
+/* Conntrack occupancy, which no CPU can count for all: the scan finds the
+ * live records every CPU made, over several steps, and not the ones idle
+ * past their state's timeout (SYN-only flows here, after 1 s) that are
+ * still in the table. */
 static void test_ct_occupancy(void)
 {
 	const int two = sysconf(_SC_NPROCESSORS_ONLN) >= 2;
+	struct fl_worker_counters c0, c1;
 	struct fl_xdp_knobs k;
 	struct fl_xdp x;
 	struct flow fl;
 	cpu_set_t saved;
 	char err[512] = "";
-	__u64 live[2];
+	__u64 live;
 	unsigned sent = 0, steps;
 
 	NEED_ENV();
 	knobs_init(&k);
 	memcpy(k.next_hop_mac, KNOB_NEXT_HOP, 6);
-	k.ct_timeout_s[FL_XDP_CT_SYN] = 1;
+	k.ct_timeout_s[FL_CT_SYN] = 1;
+	k.ct_capacity = 3 * FL_XDP_CT_SCAN_BUCKETS * FL_CT_WAYS;
 	REQUIRE(fl_xdp_open_load(&x, &k, err, sizeof(err)) == 0 &&
 		fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0, "load: %s",
 		err);
@@ -1406,16 +1434,126 @@ static void test_ct_occupancy(void)
 	REQUIRE(sched_setaffinity(0, sizeof(saved), &saved) == 0, "restore the CPU");
 	CHECK(sent == 1520 + (two ? 20 : 0), "%u packets sent by the hash", sent);
 
-	CHECK(ct_scan(&x, live, &steps, err, sizeof(err)) == 0, "scan: %s", err);
-	CHECK(steps >= 2, "%u steps for %u keys", steps, 1530);
-	CHECK(live[0] == 1510 && live[1] == (two ? 20 : 0),
-	      "occupancy %llu on CPU 0 (want 1510), %llu on CPU 1",
-	      (unsigned long long)live[0], (unsigned long long)live[1]);
+	live = ct_scan(&x, &steps);
+	CHECK(steps == 3, "%u steps for %u buckets", steps, x.ct_buckets);
+	CHECK(live == 1510 + (two ? 20 : 0), "occupancy %llu, want %u",
+	      (unsigned long long)live, 1510 + (two ? 20 : 0));
 	usleep(1500 * 1000);
-	CHECK(ct_scan(&x, live, &steps, err, sizeof(err)) == 0, "scan: %s", err);
-	CHECK(live[0] == 10 && live[1] == 0,
-	      "after the SYN timeout: occupancy %llu on CPU 0 (want the 10 established), "
-	      "%llu on CPU 1", (unsigned long long)live[0], (unsigned long long)live[1]);
+	live = ct_scan(&x, &steps);
+	CHECK(live == 10, "after the SYN timeout: occupancy %llu (want the 10 established)",
+	      (unsigned long long)live);
+	/* an expired flow's next packet makes its record anew, in its way */
+	fl_xdp_counters(&x, &c0);
+	flow_to(&fl, V4_IPIP, 0x6000, 30000, TH_SYN);	/* syn_flood's first */
+	CHECK(sent_by_hash(&x, &fl), "an expired flow's SYN not sent by the hash");
+	fl_xdp_counters(&x, &c1);
+	CHECK(c1.ct_expired == c0.ct_expired + 1 && c1.new_flows == c0.new_flows + 1 &&
+	      c1.ct_evictions == c0.ct_evictions && ct_scan(&x, &steps) == 11,
+	      "expired SYN again: %llu expired, %llu new, %llu evicted",
+	      (unsigned long long)(c1.ct_expired - c0.ct_expired),
+	      (unsigned long long)(c1.new_flows - c0.new_flows),
+	      (unsigned long long)(c1.ct_evictions - c0.ct_evictions));
+	fl_xdp_close(&x);
+}
+
+/* A full table: each new flow takes the least recently seen record of its
+ * bucket, counted in ct_evictions, and every packet still goes where the
+ * ring says (none is dropped for want of room); flows seen in a later tick
+ * than the rest keep their records. */
+static void test_ct_full(void)
+{
+	enum { CAPACITY = 8 * FL_CT_WAYS, OLD = 200, RECENT = FL_CT_WAYS };
+	struct fl_worker_counters c0, c1;
+	struct fl_xdp x;
+	struct flow fl;
+	unsigned by_hash = 0, steps;
+	__u64 live;
+
+	NEED_ENV();
+	REQUIRE(load_rate(&x, 0, CAPACITY) == 0, "load");
+	for (unsigned i = 0; i < OLD + RECENT; i++) {
+		if (i == OLD)
+			usleep(200 * 1000);	/* 3 ticks: the recent flows are younger */
+		flow_to(&fl, V4_IPIP, 0x9000 + i, 47000, TH_SYN);
+		by_hash += sent_by_hash(&x, &fl);
+		fl.tcp_flags = TH_ACK;
+		by_hash += sent_by_hash(&x, &fl);
+	}
+	fl_xdp_counters(&x, &c0);
+	live = ct_scan(&x, &steps);
+	CHECK(by_hash == 2 * (OLD + RECENT), "%u of %u packets sent by the hash", by_hash,
+	      2 * (OLD + RECENT));
+	CHECK(c0.new_flows == OLD + RECENT && c0.ct_evictions == OLD + RECENT - CAPACITY,
+	      "%llu new flows, %llu evictions in a table of %u", (unsigned long long)c0.new_flows,
+	      (unsigned long long)c0.ct_evictions, CAPACITY);
+	CHECK(live == CAPACITY, "occupancy %llu of %u", (unsigned long long)live, CAPACITY);
+	for (unsigned i = OLD; i < OLD + RECENT; i++) {
+		flow_to(&fl, V4_IPIP, 0x9000 + i, 47000, TH_ACK);
+		sent_by_hash(&x, &fl);
+	}
+	fl_xdp_counters(&x, &c1);
+	CHECK(c1.ct_hits - c0.ct_hits == RECENT && c1.new_flows == c0.new_flows,
+	      "%llu of the %u most recent flows found", (unsigned long long)(c1.ct_hits - c0.ct_hits),
+	      RECENT);
+	fl_xdp_close(&x);
+}
+
+/* Sends a and b through x; the change of ct_hits and new_flows in hits and
+ * made; whether both went by the hash. */
+static int hits_and_new(const struct fl_xdp *x, const struct flow *a, const struct flow *b,
+			__u64 *hits, __u64 *made)
+{
+	struct fl_worker_counters c0, c1;
+	int by_hash;
+
+	fl_xdp_counters(x, &c0);
+	by_hash = sent_by_hash(x, a) && sent_by_hash(x, b);
+	fl_xdp_counters(x, &c1);
+	*hits = c1.ct_hits - c0.ct_hits;
+	*made = c1.new_flows - c0.new_flows;
+	return by_hash;
+}
+
+/* The bucket protocol (xdp.h), on one bucket, so that every flow is in it:
+ * while another CPU writes a way (seq says which), a flow in another way
+ * still finds its record, the flow in that way and a new flow go by their
+ * hash without touching the table; once the writer is done a new flow is
+ * recorded, moving seq on by one step. */
+static void test_ct_busy(void)
+{
+	struct fl_xdp x;
+	struct flow a, b;
+	volatile __u64 *seq;
+	__u64 hits, made;
+
+	NEED_ENV();
+	REQUIRE(load_rate(&x, 0, FL_CT_WAYS) == 0, "load");
+	REQUIRE(x.ct_buckets == 1, "%u buckets", x.ct_buckets);
+	seq = &x.ct[0].meta.seq;
+	flow_to(&a, V4_IPIP, 0xb000, 48000, TH_SYN);
+	REQUIRE(sent_by_hash(&x, &a), "first SYN");
+	CHECK(*seq == FL_XDP_CT_SEQ_STEP && x.ct[0].meta.tags[0] != 0,
+	      "seq %llu after one insert into way 0, want %llu", (unsigned long long)*seq,
+	      (unsigned long long)FL_XDP_CT_SEQ_STEP);
+	a.tcp_flags = TH_ACK;
+	flow_to(&b, V4_IPIP, 0xb001, 48000, TH_SYN);
+
+	*seq = fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 1);	/* another CPU writes way 1 */
+	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash, way 1 written");
+	CHECK(hits == 1 && made == 0 && *seq == fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 1),
+	      "way 1 written: %llu hits (want a's), %llu new flows (want 0), seq %llu",
+	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)*seq);
+
+	*seq = fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 0);	/* ... and now a's way */
+	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash, way 0 written");
+	CHECK(hits == 0 && made == 0, "way 0 written: %llu hits, %llu new flows, want none",
+	      (unsigned long long)hits, (unsigned long long)made);
+
+	*seq = 2 * FL_XDP_CT_SEQ_STEP;	/* the writer is done */
+	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash");
+	CHECK(hits == 1 && made == 1 && *seq == 3 * FL_XDP_CT_SEQ_STEP,
+	      "after the writer: %llu hits, %llu new flows (want 1, 1), seq %llu",
+	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)*seq);
 	fl_xdp_close(&x);
 }
 
@@ -1655,32 +1793,6 @@ static void test_parity(void)
 	CHECK(same == PARITY_FLOWS, "%u flows differ", PARITY_FLOWS - same);
 }
 
-/* The program loads for the largest CPU count it accepts, with and without
- * a new-flow rate: its loops over the other CPUs' conntrack copies must not
- * grow with it (an unrolled loop made it too large for the verifier past
- * about 143 CPUs). */
-static void test_many_cpus(void)
-{
-	static const __u32 rates[] = { 0, FLOOD_RATE };
-
-	for (unsigned i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
-		struct balancer_bpf *skel = balancer_bpf__open();
-		int rc;
-
-		if (!skel || !skel->rodata) {
-			CHECK(0, "open the skeleton: %s", strerror(errno));
-			balancer_bpf__destroy(skel);
-			return;
-		}
-		skel->rodata->cfg_ncpus = FL_XDP_MAX_CPUS;
-		skel->rodata->cfg_new_flow_rate = rates[i];
-		rc = balancer_bpf__load(skel);
-		CHECK(rc == 0, "load with cfg_ncpus %u, new flow rate %u: %s", FL_XDP_MAX_CPUS,
-		      rates[i], strerror(-rc));
-		balancer_bpf__destroy(skel);
-	}
-}
-
 static const struct fl_test_case cases[] = {
 	{ "golden", test_golden },
 	{ "host_and_malformed", test_host_and_malformed },
@@ -1690,14 +1802,15 @@ static const struct fl_test_case cases[] = {
 	{ "other_cpu", test_other_cpu },
 	{ "other_cpu_close", test_other_cpu_close },
 	{ "next_hop", test_next_hop },
-	{ "old_slot_meta", test_old_slot_meta },
+	{ "old_pins", test_old_pins },
 	{ "fib", test_fib },
 	{ "too_big", test_too_big },
 	{ "new_flow_rate", test_new_flow_rate },
 	{ "new_flow_rate_off", test_new_flow_rate_off },
 	{ "ct_occupancy", test_ct_occupancy },
+	{ "ct_full", test_ct_full },
+	{ "ct_busy", test_ct_busy },
 	{ "parity", test_parity },
-	{ "many_cpus", test_many_cpus },
 };
 
 FL_TEST_MAIN(cases)

@@ -57,7 +57,7 @@ fl_ns cli lb rt be1 be2 be3 br
 fl_routed $vip 10.99.0.1/24
 # XDP_TX on veth: see fl_xdp_peer_pass in scripts/lib/netns.sh. No RPS pin:
 # a veth has no RSS and the program runs on the sending CPU, so a flow's
-# packets meet both CPUs' conntrack copies, and must still keep their backend
+# packets meet both CPUs, which share one conntrack: they keep their backend
 fl_xdp_peer_pass $ns_br p-l0 "$pass_bpf" || fail "XDP_PASS on p-l0"
 for i in 1 2 3; do
 	ns=fl$$-be$i
