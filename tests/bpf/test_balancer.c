@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1557,6 +1558,139 @@ static void test_ct_busy(void)
 	fl_xdp_close(&x);
 }
 
+/* ---- two CPUs on one table ---- */
+
+#define RACE_FLOWS 64u		/* flows both CPUs send, into RACE_CT records */
+#define RACE_CT (2 * FL_CT_WAYS)
+#define RACE_SECONDS 0.5
+
+/* What one thread sends: every flow's SYN and ACK frame and the bytes the
+ * reference sends them as (computed before the threads start: the
+ * reference uses the environment's buffer). */
+struct race_flows {
+	struct frame f[RACE_FLOWS][2];
+	struct out want[RACE_FLOWS][2];
+};
+
+struct race_thread {
+	const struct race_flows *rf;
+	int prog_fd;
+	int cpu;
+	__u64 seed;
+	__u64 sent;
+	__u64 wrong;		/* not XDP_TX with the reference's bytes */
+	int pinned;
+};
+
+static void *race_run(void *arg)
+{
+	struct race_thread *t = arg;
+	struct rng r = { t->seed };
+	struct timespec t0;
+	static __thread struct out got;
+
+	t->pinned = run_on_cpu(t->cpu) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (seconds_since(&t0) < RACE_SECONDS) {
+		for (unsigned n = 0; n < 256; n++) {
+			__u64 x = rng_next(&r);
+			unsigned i = (unsigned)(x % RACE_FLOWS), ack = (unsigned)(x >> 32) & 1;
+
+			if (run_prog(t->prog_fd, &t->rf->f[i][ack], &got) != 0 ||
+			    got.retval != XDP_TX || !same_bytes(&got, &t->rf->want[i][ack]))
+				t->wrong++;
+			t->sent++;
+		}
+	}
+	return NULL;
+}
+
+/* The table's invariants after the race: every used way's record is in
+ * the bucket and under the tag its key's hash names, says the backend
+ * and VIP the tables pick for its key, and no key is in two ways. */
+static unsigned race_bad_records(const struct fl_xdp *x, unsigned *used)
+{
+	const struct fl_tables *t = fl_writer_active(&E->shm);
+	unsigned bad = 0;
+
+	*used = 0;
+	for (__u32 b = 0; b < x->ct_buckets; b++) {
+		const struct fl_ct_bucket *bk = &x->ct[b];
+
+		for (unsigned w = 0; w < FL_CT_WAYS; w++) {
+			const struct fl_ct_rec *rec = &bk->way[w];
+			__u32 hash = fl_flow_hash(&rec->key, t->hdr->hash_seed), vip_id = 0;
+			const struct fl_vip *v;
+
+			if (!bk->meta.tags[w])
+				continue;
+			++*used;
+			v = fl_vip_find(t, &rec->key.dst, rec->key.family, rec->key.dport,
+					rec->key.proto, &vip_id);
+			if ((__u32)(((__u64)hash * x->ct_buckets) >> 32) != b ||
+			    bk->meta.tags[w] != (__u8)fl_ct_tag_of(hash) || !v || vip_id != rec->vip_id ||
+			    fl_tables_pick(t, v, hash) != rec->backend_id)
+				bad++;
+			for (unsigned o = w + 1; o < FL_CT_WAYS; o++)
+				if (bk->meta.tags[o] && fl_ct_key_eq(&bk->way[o], &rec->key))
+					bad++;
+		}
+	}
+	return bad;
+}
+
+/* Both CPUs send the same flows' SYNs and ACKs as fast as they can
+ * through a table of two buckets, which each insert evicts from: every
+ * packet goes to the backend the ring names, and afterwards every record
+ * is whole (the bucket protocol of xdp.h under real contention; with
+ * plain writes records mix one flow's key with another's backend). */
+static void test_ct_two_cpus(void)
+{
+	static struct race_flows rf;
+	struct race_thread th[2];
+	struct fl_worker_counters c;
+	pthread_t tid[2];
+	struct fl_xdp x;
+	unsigned bad, used;
+	__u32 id;
+
+	NEED_ENV();
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		printf("ct_two_cpus: skipped, one CPU online\n");
+		return;
+	}
+	for (unsigned i = 0; i < RACE_FLOWS; i++) {
+		struct flow fl;
+
+		for (unsigned ack = 0; ack < 2; ack++) {
+			flow_to(&fl, V4_IPIP, 0xc000 + i, 49000, ack ? TH_ACK : TH_SYN);
+			build(&rf.f[i][ack], &fl, 0, 20, 0, 0, 1);
+			REQUIRE(reference(&rf.f[i][ack], &rf.want[i][ack], &id) == 0, "reference");
+		}
+	}
+	REQUIRE(load_rate(&x, 0, RACE_CT) == 0, "load");
+	for (int k = 0; k < 2; k++) {
+		th[k] = (struct race_thread){ .rf = &rf, .prog_fd = fl_xdp_prog_fd(&x), .cpu = k,
+					      .seed = 0x5eed0000u + (__u64)k };
+		REQUIRE(pthread_create(&tid[k], NULL, race_run, &th[k]) == 0, "pthread_create");
+	}
+	for (int k = 0; k < 2; k++)
+		pthread_join(tid[k], NULL);
+	fl_xdp_counters(&x, &c);
+	bad = race_bad_records(&x, &used);
+	printf("ct_two_cpus: %llu + %llu packets in %.1f s (pinned %d/%d), %llu wrong; %llu new "
+	       "flows, %llu evictions; %u records, %u bad\n",
+	       (unsigned long long)th[0].sent, (unsigned long long)th[1].sent, RACE_SECONDS,
+	       th[0].pinned, th[1].pinned, (unsigned long long)(th[0].wrong + th[1].wrong),
+	       (unsigned long long)c.new_flows, (unsigned long long)c.ct_evictions, used, bad);
+	CHECK(th[0].pinned && th[1].pinned, "the threads did not run on CPUs 0 and 1");
+	CHECK(th[0].wrong + th[1].wrong == 0, "%llu packets not sent where the ring says",
+	      (unsigned long long)(th[0].wrong + th[1].wrong));
+	CHECK(bad == 0 && used > 0, "%u of %u records mixed or doubled", bad, used);
+	CHECK(c.ct_evictions > 0, "no eviction: the table was never full");
+	fl_xdp_close(&x);
+}
+
 /* ---- xdp.fib_lookup, in a network namespace of this test's own ---- */
 
 static const __u8 FIB_GW_A[6] = { 2, 0, 0, 0, 0xfe, 1 }, FIB_GW_B[6] = { 2, 0, 0, 0, 0xfe, 2 };
@@ -1810,6 +1944,7 @@ static const struct fl_test_case cases[] = {
 	{ "ct_occupancy", test_ct_occupancy },
 	{ "ct_full", test_ct_full },
 	{ "ct_busy", test_ct_busy },
+	{ "ct_two_cpus", test_ct_two_cpus },
 	{ "parity", test_parity },
 };
 
