@@ -732,14 +732,15 @@ static __always_inline __u32 maglev_pick(const struct run *r, const struct fl_vi
  * the way holding the flow's key with a copy of what it says. */
 struct ct_ref {
 	struct fl_ct_bucket *b;	/* NULL: no table (never, once loaded) */
-	__u64 seq;
+	__u64 seq;		/* the bucket's, before the lookup read it */
 	int way;		/* -1: the key is in no way */
 	int live;		/* way's record is live (fl_xdp_ct_way_live) */
-	int busy;		/* a writer had the bucket: neither read nor written */
+	int busy;		/* the way was written during the read: left alone */
 	__u32 vip_id;
 	__u32 backend_id;
 	__u32 epoch;
 	__u8 state;
+	__u8 way_seq;		/* the way's way_seq when read */
 };
 
 /* Keeps clang from turning arithmetic back into a select, which BPF can
@@ -763,25 +764,33 @@ static __always_inline int ct_find(const struct fl_ct_bucket *b, const struct fl
 	return -1;
 }
 
+static __always_inline __u64 ct_way_seqs(const struct fl_ct_bucket *b)
+{
+	return *(volatile const __u64 *)b->meta.way_seq;
+}
+
 /* The packet's record (p->hash set): *c says where and what, or way -1.
- * A way another CPU is writing, or a bucket written during the lookup,
- * is busy: neither read nor written (xdp.h). */
+ * A way written during the read is busy: as if absent, and left alone
+ * (xdp.h). */
 static __always_inline void ct_lookup(struct ct_ref *c, const struct fl_pkt *p, __u32 now)
 {
 	__u32 idx = (__u32)(((__u64)p->hash * cfg_ct_buckets) >> 32);
 	const struct fl_ct_rec *rec;
 	struct fl_ct_bucket *b;
+	__u64 ways, seq, bucket_moved, way_moved;
 	__u32 w;
+	__u8 before;
 
 	c->way = -1;
 	c->b = b = bpf_map_lookup_elem(&conntrack, &idx);
 	if (!b)
 		return;
 	c->seq = *(volatile __u64 *)&b->meta.seq;
+	ways = ct_way_seqs(b);
 	barrier();
 	c->way = ct_find(b, &p->key, p->hash);
 	if (c->way < 0)
-		goto check;
+		return;
 	w = (__u32)c->way & (FL_CT_WAYS - 1);
 	rec = &b->way[w];
 	c->vip_id = rec->vip_id;
@@ -789,28 +798,36 @@ static __always_inline void ct_lookup(struct ct_ref *c, const struct fl_pkt *p, 
 	c->epoch = rec->epoch;
 	c->state = b->meta.state[w];
 	c->live = fl_xdp_ct_way_live(&b->meta, w, now, cfg_timeout_ticks);
-check:
 	barrier();
-	if (*(volatile __u64 *)&b->meta.seq != c->seq ||
-	    ((c->seq & FL_XDP_CT_SEQ_WRITING) && c->way == (int)fl_xdp_ct_seq_way(c->seq))) {
+	before = (__u8)(ways >> (8 * w));
+	ways = ct_way_seqs(b);
+	seq = *(volatile __u64 *)&b->meta.seq;
+	c->way_seq = before;
+	/* kept when the bucket was not written during the read, or the way
+	 * was not and the bucket fewer than 128 times; without branches,
+	 * which would each double the paths the verifier walks */
+	bucket_moved = (seq ^ c->seq) | (seq & 1);
+	way_moved = (__u8)(before ^ (__u8)(ways >> (8 * w))) | (before & 1) | (seq - c->seq) >> 8;
+	opaque(bucket_moved);
+	opaque(way_moved);
+	if (((bucket_moved | -bucket_moved) & (way_moved | -way_moved)) >> 63) {
 		c->busy = 1;
 		c->way = -1;
 		c->live = 0;
 	}
 }
 
-/* Take way w of bucket b to write it, b as a lookup saw it, with seq
- * (xdp.h); 0 when another CPU is writing b or wrote it since. */
-static __always_inline int ct_take(struct fl_ct_bucket *b, __u64 seq, __u32 w)
+/* Take bucket b to write it, from seq (xdp.h); 0 when another CPU writes
+ * it, or wrote it since seq was read. */
+static __always_inline int ct_take(struct fl_ct_bucket *b, __u64 seq)
 {
-	return !(seq & FL_XDP_CT_SEQ_WRITING) &&
-	       __sync_val_compare_and_swap(&b->meta.seq, seq, fl_xdp_ct_seq_writing(seq, w)) == seq;
+	return !(seq & 1) && __sync_val_compare_and_swap(&b->meta.seq, seq, seq + 1) == seq;
 }
 
 static __always_inline void ct_give(struct fl_ct_bucket *b, __u64 seq)
 {
 	barrier();
-	*(volatile __u64 *)&b->meta.seq = seq + FL_XDP_CT_SEQ_STEP;
+	*(volatile __u64 *)&b->meta.seq = seq + 2;
 }
 
 /* fl_ct_insert_way for the XDP table, branch-free (see opaque): the first
@@ -879,13 +896,12 @@ __noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
 	int taken = 1;
 	__u32 w;
 
-	if (!b || !key || !n)
+	if (!b || !key || !n || !ct_take(b, n->seq))
 		return CT_BUSY;
 	w = n->way >= 0 ? (__u32)n->way : ct_victim(&b->meta, n->now, &taken);
 	w &= FL_CT_WAYS - 1;
-	if (!ct_take(b, n->seq, w))
-		return CT_BUSY;
 	rec = &b->way[w];
+	b->meta.way_seq[w]++;
 	b->meta.tags[w] = 0;
 	barrier();
 	__builtin_memcpy(&rec->key, key, sizeof(rec->key));
@@ -896,8 +912,49 @@ __noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
 	b->meta.last_seen[w] = n->now;
 	barrier();
 	b->meta.tags[w] = (__u8)n->tag;
+	barrier();
+	b->meta.way_seq[w]++;
 	ct_give(b, n->seq);
 	return CT_INTO_FREE + taken;
+}
+
+/* What ct_rebind writes, and where. */
+struct ct_rebind {
+	__u32 way;
+	__u32 way_seq;		/* the way's, as the lookup read it */
+	__u32 backend_id;
+	__u32 epoch;
+	__u32 state;
+};
+
+/* Points way rb->way of bucket b at another backend (and state): from
+ * whatever seq the bucket has now, as long as that way was not written
+ * since the lookup. 1 when done, 0 when another CPU writes the bucket or
+ * wrote the way. Global, as ct_insert. */
+__noinline int ct_rebind(struct fl_ct_bucket *b, const struct ct_rebind *rb)
+{
+	__u32 w;
+	__u64 seq;
+
+	if (!b || !rb)
+		return 0;
+	w = rb->way & (FL_CT_WAYS - 1);
+	seq = *(volatile __u64 *)&b->meta.seq;
+	if (!ct_take(b, seq))
+		return 0;
+	if (*(volatile __u8 *)&b->meta.way_seq[w] != (__u8)rb->way_seq) {
+		ct_give(b, seq);
+		return 0;
+	}
+	b->meta.way_seq[w]++;
+	barrier();
+	b->way[w].backend_id = rb->backend_id;
+	b->way[w].epoch = rb->epoch;
+	b->meta.state[w] = (__u8)rb->state;
+	barrier();
+	b->meta.way_seq[w]++;
+	ct_give(b, seq);
+	return 1;
 }
 
 /* One token now from this CPU's bucket in map (too_big_bucket or
@@ -1066,14 +1123,14 @@ static __always_inline int forward(struct xdp_md *ctx, struct run *r, const stru
 
 /* dp flow_stage: follow the record while its backend keeps flows (same
  * VIP, up or draining, same epoch), else choose by Maglev and record (within
- * the new-flow rate) or rebind. A record or bucket another CPU is writing
- * right then is left alone: the packet goes by its hash. */
+ * the new-flow rate) or rebind. A record another CPU is writing right then
+ * is left alone: the packet goes by its hash. */
 static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const struct fl_vip *v,
 				      struct fl_pkt *p, const struct ct_ref *c)
 {
 	const __u32 now = fl_xdp_ct_ticks(r->now);
 	__u32 w = (__u32)c->way & (FL_CT_WAYS - 1);
-	const struct fl_backend *be;
+	const struct fl_backend *be, *kept = 0;
 	__u8 state = c->state;
 	__u32 id;
 
@@ -1082,14 +1139,15 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 			c->b->meta.last_seen[w] = now;
 		r->ctr->ct_hits++;
 		be = backend_at(r, c->backend_id);
+		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, c->epoch))
+			kept = be;
 		/* a bare SYN on a closed flow's record is a new connection on a
 		 * reused 5-tuple: chosen anew */
-		if (be && be->vip_id == r->vip_id && fl_backend_keeps_flows(be, c->epoch) &&
-		    !fl_ct_reopens(state, p->tcp_flags)) {
+		if (kept && !fl_ct_reopens(state, p->tcp_flags)) {
 			fl_ct_track(&state, p->tcp_flags);
 			if (state != c->state)
 				c->b->meta.state[w] = state;
-			return forward(ctx, r, v, p, be, c->backend_id);
+			return forward(ctx, r, v, p, kept, c->backend_id);
 		}
 	} else {
 		r->ctr->ct_misses++;
@@ -1103,21 +1161,25 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 	if (c->live) {
 		/* its backend is down, removed or reused, or a new
 		 * connection reuses the 5-tuple: choose again */
-		if (ct_take(c->b, c->seq, w)) {
-			c->b->way[w].backend_id = id;
-			c->b->way[w].epoch = be->epoch;
-			fl_ct_track(&state, p->tcp_flags);
-			c->b->meta.state[w] = state;
-			ct_give(c->b, c->seq);
+		struct ct_rebind rb = { .way = w, .way_seq = c->way_seq, .backend_id = id,
+					.epoch = be->epoch };
+
+		fl_ct_track(&state, p->tcp_flags);
+		rb.state = state;
+		if (ct_rebind(c->b, &rb)) {
 			r->ctr->ct_reselected++;
+		} else if (kept) {
+			/* a reopen that cannot be recorded goes where the
+			 * record, and so the connection's next packets, go */
+			be = kept;
+			id = c->backend_id;
 		}
-	} else if (c->b && !c->busy && new_flow_admitted(r)) {
+	} else if (c->b && !c->busy && !(c->seq & 1) && new_flow_admitted(r)) {
 		struct ct_new n = {
 			.seq = c->seq, .way = c->way, .tag = (__u32)fl_ct_tag_of(p->hash),
 			.vip_id = r->vip_id, .backend_id = id, .epoch = be->epoch, .now = now,
 			.state = fl_ct_initial_state(p->key.proto, p->tcp_flags),
 		};
-
 		const int how = ct_insert(c->b, &p->key, &n);
 
 		if (how != CT_BUSY) {

@@ -112,32 +112,21 @@ struct fl_xdp_unresolved {
  * Several CPUs write one bucket without a lock: a packet changes only the
  * last-seen time and state of its own way (bytes and words: never torn).
  * What names a flow's backend (a way's tag and record) is written only by
- * a CPU that moved the bucket's seq from the value its lookup read to that
- * value with FL_XDP_CT_SEQ_WRITING and the way's number set (a
- * compare-and-swap, so the bucket is as its lookup saw it, and no other
- * CPU writes it meanwhile), and on to the next count after. A reader
- * discards a way that seq says is being written, and all it read when seq
- * moved across its read: the other ways of a bucket being written stay
- * readable, so only a flow whose own record is being taken over, or a new
- * one, goes by its hash (unrecorded) for that moment. On x86 (stores and
- * loads each in program order) no reader can take a record half written;
- * a hit whose way is taken over right after its read may stamp the new
- * record's time or state, never its backend.
+ * a CPU that moved the bucket's seq from an even value to the next odd one
+ * (a compare-and-swap: one writer at a time), and back to even after;
+ * within that, the way's own way_seq goes odd, then even. An insert takes
+ * the bucket only from the seq its lookup read, so the bucket is as the
+ * lookup saw it (the key in no way, or in the way it found). A reader
+ * keeps what it read of a way when the bucket's seq did not move across
+ * the read, or when the way's way_seq did not and was even, and fewer than
+ * 128 writes of the bucket happened meanwhile (so that way_seq, 8 bits,
+ * cannot have wrapped): writes to the other ways of the bucket leave its
+ * record alone. A way being written, or one whose read cannot be trusted,
+ * is as if absent, and its packet goes by its hash, unrecorded. On x86
+ * (stores and loads each in program order) no reader can take a record
+ * half written; a hit whose way is taken over right after its read may
+ * stamp the new record's time or state, never its backend.
  */
-#define FL_XDP_CT_SEQ_WRITING 1ull
-#define FL_XDP_CT_SEQ_WAY_SHIFT 1
-#define FL_XDP_CT_SEQ_STEP 16ull	/* one write: above the flag and the way */
-
-static inline __attribute__((always_inline)) __u64 fl_xdp_ct_seq_writing(__u64 seq, __u32 way)
-{
-	return seq | FL_XDP_CT_SEQ_WRITING | (__u64)(way & (FL_CT_WAYS - 1)) << FL_XDP_CT_SEQ_WAY_SHIFT;
-}
-
-static inline __attribute__((always_inline)) __u32 fl_xdp_ct_seq_way(__u64 seq)
-{
-	return (__u32)(seq >> FL_XDP_CT_SEQ_WAY_SHIFT) & (FL_CT_WAYS - 1);
-}
-
 #define FL_XDP_CT_TICK_SHIFT 26
 
 /* Timeouts by state, as many as a state byte masked with 7 indexes: the

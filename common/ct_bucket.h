@@ -34,11 +34,12 @@ struct fl_ct_meta {
 	__u8 tags[FL_CT_WAYS];		/* the tag of each way, 0 = free */
 	__u8 state[FL_CT_WAYS];		/* enum fl_ct_state */
 	__u32 last_seen[FL_CT_WAYS];	/* the plane's ticks of CLOCK_MONOTONIC */
-	__u64 seq;			/* writers' sequence, where several CPUs
-					 * share the table (the XDP balancer:
-					 * BPF has 64-bit atomics everywhere);
-					 * zero in fulcrum-dp's */
-	__u8 pad[8];			/* zero */
+	/* Where several CPUs share the table (the XDP balancer, bpf/xdp.h):
+	 * the bucket's writes, odd while one is under way (64 bits: BPF
+	 * has 64-bit atomics everywhere), and each way's, odd while it is
+	 * written. Zero in fulcrum-dp's. */
+	__u64 seq;
+	__u8 way_seq[FL_CT_WAYS];
 } __attribute__((aligned(64)));
 
 _Static_assert(sizeof(struct fl_ct_meta) == 64, "bucket metadata is one cache line");

@@ -683,7 +683,7 @@ static const struct cmd cmds[] = {
 	{ "backend undrain", "VIP ADDR", "back into the ring", run_simple, "backend.undrain" },
 	{ "health", "", "health of every backend", run_simple, "health" },
 	{ "stats", "[--watch [SECONDS]]", "data plane counters and rates", run_stats, "stats" },
-	{ "conntrack", "", "conntrack occupancy per worker (per CPU in XDP mode)", run_conntrack,
+	{ "conntrack", "", "conntrack occupancy per worker (one table in XDP mode)", run_conntrack,
 	  "conntrack" },
 	{ "lookup", "SRC:PORT DST:PORT tcp|udp", "the backend a flow goes to now", run_lookup, "lookup" },
 	{ "reload", "", "reload the config file (as SIGHUP)", run_simple, "reload" },

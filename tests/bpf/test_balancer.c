@@ -9,9 +9,10 @@
  * new-flow rate keeps established flows through a SYN flood; and 100,000
  * random flows pick the same backend (the same bytes) in both data planes
  * on the same shared-memory tables. Needs root. The process is pinned to
- * one CPU: the conntrack map is per CPU and test_run runs on the caller's;
- * other_cpu and other_cpu_close move it to show a record followed from, and
- * closed on, another CPU.
+ * one CPU (test_run runs on the caller's); other_cpu and other_cpu_close
+ * move it to show a record followed from, and closed on, another CPU, and
+ * ct_two_cpus and ct_neighbour_writes run one thread on each of two CPUs
+ * on one conntrack, which every CPU shares.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1516,88 +1517,88 @@ static int hits_and_new(const struct fl_xdp *x, const struct flow *a, const stru
 }
 
 /* The bucket protocol (xdp.h), on one bucket, so that every flow is in it:
- * while another CPU writes a way (seq says which), a flow in another way
- * still finds its record, the flow in that way and a new flow go by their
- * hash without touching the table; once the writer is done a new flow is
- * recorded, moving seq on by one step. */
+ * while another CPU writes a way (the bucket's seq odd, the way's way_seq
+ * odd), a flow in another way still finds its record, the flow in that way
+ * and a new flow go by their hash without touching the table; once the
+ * writer is done a new flow is recorded, moving both on by one write. */
 static void test_ct_busy(void)
 {
 	struct fl_xdp x;
 	struct flow a, b;
-	volatile __u64 *seq;
+	struct fl_ct_meta *m;
 	__u64 hits, made;
 
 	NEED_ENV();
 	REQUIRE(load_rate(&x, 0, FL_CT_WAYS) == 0, "load");
 	REQUIRE(x.ct_buckets == 1, "%u buckets", x.ct_buckets);
-	seq = &x.ct[0].meta.seq;
+	m = &x.ct[0].meta;
 	flow_to(&a, V4_IPIP, 0xb000, 48000, TH_SYN);
 	REQUIRE(sent_by_hash(&x, &a), "first SYN");
-	CHECK(*seq == FL_XDP_CT_SEQ_STEP && x.ct[0].meta.tags[0] != 0,
-	      "seq %llu after one insert into way 0, want %llu", (unsigned long long)*seq,
-	      (unsigned long long)FL_XDP_CT_SEQ_STEP);
+	CHECK(m->seq == 2 && m->tags[0] && m->way_seq[0] == 2,
+	      "after one insert into way 0: seq %llu, way_seq %u, want 2 and 2",
+	      (unsigned long long)m->seq, m->way_seq[0]);
 	a.tcp_flags = TH_ACK;
 	flow_to(&b, V4_IPIP, 0xb001, 48000, TH_SYN);
 
-	*seq = fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 1);	/* another CPU writes way 1 */
+	m->seq = 3;		/* another CPU writes way 1 */
+	m->way_seq[1] = 1;
 	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash, way 1 written");
-	CHECK(hits == 1 && made == 0 && *seq == fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 1),
+	CHECK(hits == 1 && made == 0 && m->seq == 3,
 	      "way 1 written: %llu hits (want a's), %llu new flows (want 0), seq %llu",
-	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)*seq);
+	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)m->seq);
 
-	*seq = fl_xdp_ct_seq_writing(FL_XDP_CT_SEQ_STEP, 0);	/* ... and now a's way */
+	m->way_seq[1] = 2;	/* ... and now a's way */
+	m->way_seq[0] = 3;
 	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash, way 0 written");
 	CHECK(hits == 0 && made == 0, "way 0 written: %llu hits, %llu new flows, want none",
 	      (unsigned long long)hits, (unsigned long long)made);
 
-	*seq = 2 * FL_XDP_CT_SEQ_STEP;	/* the writer is done */
+	m->way_seq[0] = 4;	/* the writer is done */
+	m->seq = 4;
 	CHECK(hits_and_new(&x, &a, &b, &hits, &made), "not sent by the hash");
-	CHECK(hits == 1 && made == 1 && *seq == 3 * FL_XDP_CT_SEQ_STEP,
-	      "after the writer: %llu hits, %llu new flows (want 1, 1), seq %llu",
-	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)*seq);
+	CHECK(hits == 1 && made == 1 && m->seq == 6 && m->way_seq[1] == 4,
+	      "after the writer: %llu hits, %llu new flows (want 1, 1), seq %llu, way 1's %u",
+	      (unsigned long long)hits, (unsigned long long)made, (unsigned long long)m->seq,
+	      m->way_seq[1]);
 	fl_xdp_close(&x);
 }
 
 /* ---- two CPUs on one table ---- */
 
-#define RACE_FLOWS 64u		/* flows both CPUs send, into RACE_CT records */
+#define RACE_FLOWS 24u		/* flows both CPUs send, into RACE_CT records */
 #define RACE_CT (2 * FL_CT_WAYS)
+#define RACE_KINDS 3u		/* each flow's SYN, ACK and FIN|ACK */
 #define RACE_SECONDS 0.5
 
-/* What one thread sends: every flow's SYN and ACK frame and the bytes the
- * reference sends them as (computed before the threads start: the
- * reference uses the environment's buffer). */
-struct race_flows {
-	struct frame f[RACE_FLOWS][2];
-	struct out want[RACE_FLOWS][2];
-};
-
+/* One thread of a race: frames f[0..n) sent in random order on cpu for
+ * RACE_SECONDS, each checked against want[i] (XDP_TX and those bytes)
+ * unless want is NULL. */
 struct race_thread {
-	const struct race_flows *rf;
+	const struct frame *f;
+	const struct out *want;
+	unsigned n;
 	int prog_fd;
 	int cpu;
-	__u64 seed;
 	__u64 sent;
-	__u64 wrong;		/* not XDP_TX with the reference's bytes */
+	__u64 wrong;
 	int pinned;
 };
 
 static void *race_run(void *arg)
 {
 	struct race_thread *t = arg;
-	struct rng r = { t->seed };
+	struct rng r = { 0x5eed0000u + (__u64)t->cpu };
 	struct timespec t0;
 	static __thread struct out got;
 
 	t->pinned = run_on_cpu(t->cpu) == 0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (seconds_since(&t0) < RACE_SECONDS) {
-		for (unsigned n = 0; n < 256; n++) {
-			__u64 x = rng_next(&r);
-			unsigned i = (unsigned)(x % RACE_FLOWS), ack = (unsigned)(x >> 32) & 1;
+		for (unsigned k = 0; k < 256; k++) {
+			unsigned i = (unsigned)(rng_next(&r) % t->n);
 
-			if (run_prog(t->prog_fd, &t->rf->f[i][ack], &got) != 0 ||
-			    got.retval != XDP_TX || !same_bytes(&got, &t->rf->want[i][ack]))
+			if (run_prog(t->prog_fd, &t->f[i], &got) != 0 ||
+			    (t->want && (got.retval != XDP_TX || !same_bytes(&got, &t->want[i]))))
 				t->wrong++;
 			t->sent++;
 		}
@@ -1605,7 +1606,20 @@ static void *race_run(void *arg)
 	return NULL;
 }
 
-/* The table's invariants after the race: every used way's record is in
+/* Runs th[0] and th[1] at once; whether both ran on their CPUs. */
+static int race(struct race_thread th[2])
+{
+	pthread_t tid[2];
+	int started = 0;
+
+	for (int k = 0; k < 2; k++)
+		started += pthread_create(&tid[k], NULL, race_run, &th[k]) == 0;
+	for (int k = 0; k < started; k++)
+		pthread_join(tid[k], NULL);
+	return started == 2 && th[0].pinned && th[1].pinned;
+}
+
+/* The table's invariants after a race: every used way's record is in
  * the bucket and under the tag its key's hash names, says the backend
  * and VIP the tables pick for its key, and no key is in two ways. */
 static unsigned race_bad_records(const struct fl_xdp *x, unsigned *used)
@@ -1639,17 +1653,19 @@ static unsigned race_bad_records(const struct fl_xdp *x, unsigned *used)
 	return bad;
 }
 
-/* Both CPUs send the same flows' SYNs and ACKs as fast as they can
- * through a table of two buckets, which each insert evicts from: every
- * packet goes to the backend the ring names, and afterwards every record
- * is whole (the bucket protocol of xdp.h under real contention; with
- * plain writes records mix one flow's key with another's backend). */
+/* Both CPUs send the same flows' SYNs, ACKs and FINs as fast as they can
+ * through a table of two buckets, which inserts keep evicting from, and
+ * where a SYN after a FIN reopens (rebinds) a record: every packet goes to
+ * the backend the ring names, and afterwards every record is whole (the
+ * bucket protocol of xdp.h under real contention; with plain writes
+ * records mix one flow's key with another's backend). */
 static void test_ct_two_cpus(void)
 {
-	static struct race_flows rf;
+	static const __u8 kinds[RACE_KINDS] = { TH_SYN, TH_ACK, TH_FIN | TH_ACK };
+	static struct frame f[RACE_FLOWS * RACE_KINDS];
+	static struct out want[RACE_FLOWS * RACE_KINDS];
 	struct race_thread th[2];
 	struct fl_worker_counters c;
-	pthread_t tid[2];
 	struct fl_xdp x;
 	unsigned bad, used;
 	__u32 id;
@@ -1659,35 +1675,81 @@ static void test_ct_two_cpus(void)
 		printf("ct_two_cpus: skipped, one CPU online\n");
 		return;
 	}
-	for (unsigned i = 0; i < RACE_FLOWS; i++) {
+	for (unsigned i = 0; i < RACE_FLOWS * RACE_KINDS; i++) {
 		struct flow fl;
 
-		for (unsigned ack = 0; ack < 2; ack++) {
-			flow_to(&fl, V4_IPIP, 0xc000 + i, 49000, ack ? TH_ACK : TH_SYN);
-			build(&rf.f[i][ack], &fl, 0, 20, 0, 0, 1);
-			REQUIRE(reference(&rf.f[i][ack], &rf.want[i][ack], &id) == 0, "reference");
-		}
+		flow_to(&fl, V4_IPIP, 0xc000 + i / RACE_KINDS, 49000, kinds[i % RACE_KINDS]);
+		build(&f[i], &fl, 0, 20, 0, 0, 1);
+		REQUIRE(reference(&f[i], &want[i], &id) == 0, "reference");
 	}
 	REQUIRE(load_rate(&x, 0, RACE_CT) == 0, "load");
-	for (int k = 0; k < 2; k++) {
-		th[k] = (struct race_thread){ .rf = &rf, .prog_fd = fl_xdp_prog_fd(&x), .cpu = k,
-					      .seed = 0x5eed0000u + (__u64)k };
-		REQUIRE(pthread_create(&tid[k], NULL, race_run, &th[k]) == 0, "pthread_create");
-	}
 	for (int k = 0; k < 2; k++)
-		pthread_join(tid[k], NULL);
+		th[k] = (struct race_thread){ .f = f, .want = want, .n = RACE_FLOWS * RACE_KINDS,
+					      .prog_fd = fl_xdp_prog_fd(&x), .cpu = k };
+	CHECK(race(th), "the threads did not run on CPUs 0 and 1");
 	fl_xdp_counters(&x, &c);
 	bad = race_bad_records(&x, &used);
-	printf("ct_two_cpus: %llu + %llu packets in %.1f s (pinned %d/%d), %llu wrong; %llu new "
-	       "flows, %llu evictions; %u records, %u bad\n",
+	printf("ct_two_cpus: %llu + %llu packets in %.1f s, %llu wrong; %llu new flows, %llu "
+	       "evictions, %llu reselected; %u records, %u bad\n",
 	       (unsigned long long)th[0].sent, (unsigned long long)th[1].sent, RACE_SECONDS,
-	       th[0].pinned, th[1].pinned, (unsigned long long)(th[0].wrong + th[1].wrong),
-	       (unsigned long long)c.new_flows, (unsigned long long)c.ct_evictions, used, bad);
-	CHECK(th[0].pinned && th[1].pinned, "the threads did not run on CPUs 0 and 1");
+	       (unsigned long long)(th[0].wrong + th[1].wrong), (unsigned long long)c.new_flows,
+	       (unsigned long long)c.ct_evictions, (unsigned long long)c.ct_reselected, used, bad);
 	CHECK(th[0].wrong + th[1].wrong == 0, "%llu packets not sent where the ring says",
 	      (unsigned long long)(th[0].wrong + th[1].wrong));
 	CHECK(bad == 0 && used > 0, "%u of %u records mixed or doubled", bad, used);
-	CHECK(c.ct_evictions > 0, "no eviction: the table was never full");
+	CHECK(c.ct_evictions > 0 && c.ct_reselected > 0,
+	      "the race never evicted or rebound: the test tested nothing");
+	fl_xdp_close(&x);
+}
+
+/* A flow whose record and ring choice differ (a backend joined since it
+ * began) keeps its backend on one CPU while another CPU keeps rewriting
+ * another way of the same bucket (a flow closed and reopened over and
+ * over): writes to other ways never make its packets go by the hash. */
+static void test_ct_neighbour_writes(void)
+{
+	static struct frame ff[1], gf[2];
+	static struct out want[1];
+	const __u32 extra = 27;
+	struct race_thread th[2];
+	struct out got;
+	struct fl_xdp x;
+	struct flow fl, g;
+	char err[512];
+
+	NEED_ENV();
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		printf("ct_neighbour_writes: skipped, one CPU online\n");
+		return;
+	}
+	REQUIRE(load_rate(&x, 0, FL_CT_WAYS) == 0, "load");	/* one bucket */
+	REQUIRE(moving_flow(&fl, 110000, extra) == 0, "no flow moves");
+	build(&ff[0], &fl, 0, 20, 0, 0, 1);
+	REQUIRE(run_prog(fl_xdp_prog_fd(&x), &ff[0], &want[0]) == 0 && want[0].retval == XDP_TX,
+		"the flow's SYN");
+	fl.tcp_flags = TH_ACK;
+	build(&ff[0], &fl, 0, 20, 0, 0, 1);
+	REQUIRE(run_prog(fl_xdp_prog_fd(&x), &ff[0], &want[0]) == 0 && want[0].retval == XDP_TX,
+		"the flow's ACK");
+	model_backend(&E->m, extra, V4_IPIP, 4, 100 + extra);
+	REQUIRE(publish(E) == 0 &&
+		fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0, "publish");
+	REQUIRE(run_prog(fl_xdp_prog_fd(&x), &ff[0], &got) == 0 && same_bytes(&got, &want[0]),
+		"the flow left its record's backend when the ring changed");
+	flow_to(&g, V4_IPIP, 0xd000, 50000, TH_SYN);
+	build(&gf[0], &g, 0, 20, 0, 0, 1);
+	REQUIRE(run_prog(fl_xdp_prog_fd(&x), &gf[0], &got) == 0, "the other flow's SYN");
+	g.tcp_flags = TH_FIN | TH_ACK;
+	build(&gf[1], &g, 0, 20, 0, 0, 1);
+	th[0] = (struct race_thread){ .f = ff, .want = want, .n = 1,
+				      .prog_fd = fl_xdp_prog_fd(&x), .cpu = 0 };
+	th[1] = (struct race_thread){ .f = gf, .n = 2, .prog_fd = fl_xdp_prog_fd(&x), .cpu = 1 };
+	CHECK(race(th), "the threads did not run on CPUs 0 and 1");
+	printf("ct_neighbour_writes: %llu packets of the flow, %llu not to its backend, against "
+	       "%llu SYNs and FINs of the other\n", (unsigned long long)th[0].sent,
+	       (unsigned long long)th[0].wrong, (unsigned long long)th[1].sent);
+	CHECK(th[0].wrong == 0, "%llu of the flow's packets left its backend",
+	      (unsigned long long)th[0].wrong);
 	fl_xdp_close(&x);
 }
 
@@ -1945,6 +2007,7 @@ static const struct fl_test_case cases[] = {
 	{ "ct_full", test_ct_full },
 	{ "ct_busy", test_ct_busy },
 	{ "ct_two_cpus", test_ct_two_cpus },
+	{ "ct_neighbour_writes", test_ct_neighbour_writes },
 	{ "parity", test_parity },
 };
 
