@@ -116,7 +116,9 @@ struct fl_xdp_unresolved {
  * (a compare-and-swap: one writer at a time), and back to even after;
  * within that, the way's own way_seq goes odd, then even. An insert takes
  * the bucket only from the seq its lookup read, so the bucket is as the
- * lookup saw it (the key in no way, or in the way it found). A reader
+ * lookup saw it (the key in no way, or in the way it found); a rebind (a
+ * live record's backend) from any seq, if its way's way_seq is still the
+ * one its lookup read. A reader
  * keeps what it read of a way when the bucket's seq did not move across
  * the read, or when the way's way_seq did not and was even, and fewer than
  * 128 writes of the bucket happened meanwhile (so that way_seq, 8 bits,
