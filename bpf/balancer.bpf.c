@@ -31,7 +31,7 @@
 #define CSUM_CHUNKS	8	/* inner packets up to 4 KiB: any XDP frame */
 /* Inner packets up to this many bytes are summed in place: through
  * bpf_xdp_load_bytes and bpf_csum_diff, GUE over IPv6 new flows cost
- * 130-220 ns more than IP6IP6's here, in place about 0 (RESULTS.md). */
+ * 130-220 ns more than IP6IP6's here, in place about 30 (RESULTS.md). */
 #define CSUM_DIRECT	128
 
 /* forward's verdict for a packet over the MTU whose answer the rate allows */
@@ -852,10 +852,13 @@ static __always_inline void ct_lookup(struct ct_ref *c, const struct fl_pkt *p, 
 	seq = *(volatile __u64 *)&b->meta.seq;
 	c->way_seq = before;
 	/* kept when the bucket was not written during the read, or the way
-	 * was not and the bucket fewer than 128 times; without branches,
-	 * which would each double the paths the verifier walks */
+	 * was not and its way_seq cannot have wrapped: the writes that
+	 * overlap the read, two half-done ones at its ends included, move it
+	 * by at most seq - c->seq + 2. Without branches, which would each
+	 * double the paths the verifier walks. */
 	bucket_moved = (seq ^ c->seq) | (seq & 1);
-	way_moved = (__u8)(before ^ (__u8)(ways >> (8 * w))) | (before & 1) | (seq - c->seq) >> 8;
+	way_moved = (__u8)(before ^ (__u8)(ways >> (8 * w))) | (before & 1) |
+		    (seq - c->seq + 2) >> 8;
 	opaque(bucket_moved);
 	opaque(way_moved);
 	if (((bucket_moved | -bucket_moved) & (way_moved | -way_moved)) >> 63) {
@@ -968,17 +971,21 @@ __noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
 
 /* What ct_rebind writes, and where. */
 struct ct_rebind {
+	__u64 seq;		/* the bucket's, as the lookup read it */
 	__u32 way;
 	__u32 way_seq;		/* the way's, as the lookup read it */
 	__u32 backend_id;
 	__u32 epoch;
 	__u32 state;
+	__u32 pad;
 };
 
 /* Points way rb->way of bucket b at another backend (and state): from
  * whatever seq the bucket has now, as long as that way was not written
- * since the lookup. 1 when done, 0 when another CPU writes the bucket or
- * wrote the way. Global, as ct_insert. */
+ * since the lookup (its way_seq unmoved, and too few writes since for it
+ * to have wrapped). 1 when done; 0 when another CPU writes the bucket (the
+ * record still says what the lookup read); -1 when the way was written
+ * (it may hold another flow's record now). Global, as ct_insert. */
 __noinline int ct_rebind(struct fl_ct_bucket *b, const struct ct_rebind *rb)
 {
 	__u32 w;
@@ -990,9 +997,10 @@ __noinline int ct_rebind(struct fl_ct_bucket *b, const struct ct_rebind *rb)
 	seq = *(volatile __u64 *)&b->meta.seq;
 	if (!ct_take(b, seq))
 		return 0;
-	if (*(volatile __u8 *)&b->meta.way_seq[w] != (__u8)rb->way_seq) {
+	if ((seq - rb->seq + 2) >> 8 ||
+	    *(volatile __u8 *)&b->meta.way_seq[w] != (__u8)rb->way_seq) {
 		ct_give(b, seq);
-		return 0;
+		return -1;
 	}
 	b->meta.way_seq[w]++;
 	barrier();
@@ -1209,16 +1217,19 @@ static __always_inline int flow_stage(struct xdp_md *ctx, struct run *r, const s
 	if (c->live) {
 		/* its backend is down, removed or reused, or a new
 		 * connection reuses the 5-tuple: choose again */
-		struct ct_rebind rb = { .way = w, .way_seq = c->way_seq, .backend_id = id,
-					.epoch = be->epoch };
+		struct ct_rebind rb = { .seq = c->seq, .way = w, .way_seq = c->way_seq,
+					.backend_id = id, .epoch = be->epoch };
+		int rebound;
 
 		fl_ct_track(&state, p->tcp_flags);
 		rb.state = state;
-		if (ct_rebind(c->b, &rb)) {
+		rebound = ct_rebind(c->b, &rb);
+		if (rebound > 0) {
 			r->ctr->ct_reselected++;
-		} else if (kept) {
+		} else if (rebound == 0 && kept) {
 			/* a reopen that cannot be recorded goes where the
-			 * record, and so the connection's next packets, go */
+			 * record, unchanged, sends the connection's next
+			 * packets */
 			be = kept;
 			id = c->backend_id;
 		}

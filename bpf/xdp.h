@@ -118,16 +118,16 @@ struct fl_xdp_unresolved {
  * the bucket only from the seq its lookup read, so the bucket is as the
  * lookup saw it (the key in no way, or in the way it found); a rebind (a
  * live record's backend) from any seq, if its way's way_seq is still the
- * one its lookup read. A reader
- * keeps what it read of a way when the bucket's seq did not move across
- * the read, or when the way's way_seq did not and was even, and fewer than
- * 128 writes of the bucket happened meanwhile (so that way_seq, 8 bits,
- * cannot have wrapped): writes to the other ways of the bucket leave its
- * record alone. A way being written, or one whose read cannot be trusted,
- * is as if absent, and its packet goes by its hash, unrecorded. On x86
- * (stores and loads each in program order) no reader can take a record
- * half written; a hit whose way is taken over right after its read may
- * stamp the new record's time or state, never its backend.
+ * one its lookup read and too few writes happened since for it to have
+ * wrapped. A reader keeps what it read of a way when the bucket's seq did
+ * not move across the read, or when the way's way_seq did not and was
+ * even, and too few writes of the bucket overlapped the read for way_seq
+ * (8 bits) to have wrapped: writes to the other ways of the bucket leave
+ * its record alone. A way being written, or one whose read cannot be
+ * trusted, is as if absent, and its packet goes by its hash, unrecorded.
+ * On x86 (stores and loads each in program order) no reader can take a
+ * record half written; a hit whose way is taken over right after its read
+ * may stamp the new record's time or state, never its backend.
  */
 #define FL_XDP_CT_TICK_SHIFT 26
 

@@ -578,6 +578,16 @@ static void test_host_and_malformed(void)
 	/* a VIP with no backend would need an empty ring: covered by dp tests */
 }
 
+/* The backend an IPIP-over-IPv4 output goes to: its outer destination's
+ * id among the model's backends, or FL_BACKEND_NONE. */
+static __u32 backend_of_output(const struct out *o)
+{
+	for (__u32 id = 0; id < NB; id++)
+		if (E->m.be[id].epoch && memcmp(o->b + 14 + 16, &E->m.be[id].key.addr.v4, 4) == 0)
+			return id;
+	return FL_BACKEND_NONE;
+}
+
 /* Sends flow fl once through both and returns the XDP output's backend id
  * (by comparing with every backend's reference), checking dp agrees. */
 static __u32 send_both(const struct flow *fl, const char *what)
@@ -592,11 +602,7 @@ static __u32 send_both(const struct flow *fl, const char *what)
 	CHECK(got.retval == XDP_TX && dp.retval == FL_VERDICT_TX, "%s: verdicts %u/%u", what,
 	      got.retval, dp.retval);
 	CHECK(same_bytes(&got, &dp), "%s: XDP and dp bytes differ", what);
-	/* IPIP over IPv4: the outer destination names the backend */
-	for (__u32 id = 0; id < NB; id++)
-		if (E->m.be[id].epoch && memcmp(got.b + 14 + 16, &E->m.be[id].key.addr.v4, 4) == 0)
-			return id;
-	return FL_BACKEND_NONE;
+	return backend_of_output(&got);
 }
 
 /* Where flow fl of VIP V4_IPIP falls in the model's rings (hash % M). */
@@ -1563,6 +1569,62 @@ static void test_ct_busy(void)
 	fl_xdp_close(&x);
 }
 
+/* The backend id flow fl's packet goes to through x, or FL_BACKEND_NONE. */
+static __u32 backend_via(const struct fl_xdp *x, const struct flow *fl)
+{
+	static struct frame f;
+	static struct out got;
+
+	build(&f, fl, 0, 20, 0, 0, 1);
+	if (run_prog(fl_xdp_prog_fd(x), &f, &got) != 0 || got.retval != XDP_TX)
+		return FL_BACKEND_NONE;
+	return backend_of_output(&got);
+}
+
+/* A reopen (a bare SYN after the FIN) whose record cannot be rebound right
+ * then, another CPU writing its bucket, goes to the record's backend,
+ * where the connection's next packets go while the record says so, not
+ * to the ring's choice; once the bucket is free the next bare SYN rebinds
+ * to the ring's choice and the connection stays there. */
+static void test_ct_reopen_busy(void)
+{
+	const __u32 extra = 28;
+	struct fl_worker_counters c0, c1;
+	struct fl_ct_meta *m;
+	struct fl_xdp x;
+	struct flow fl;
+	char err[512];
+	__u32 a, b;
+
+	NEED_ENV();
+	REQUIRE(load_rate(&x, 0, FL_CT_WAYS) == 0, "load");	/* one bucket */
+	REQUIRE(moving_flow(&fl, 120000, extra) == 0, "no flow moves");
+	a = backend_via(&x, &fl);
+	fl.tcp_flags = TH_ACK;
+	REQUIRE(a < NB && backend_via(&x, &fl) == a, "the flow did not stay on backend %u", a);
+	model_backend(&E->m, extra, V4_IPIP, 4, 100 + extra);
+	REQUIRE(publish(E) == 0 &&
+		fl_xdp_publish(&x, fl_writer_active(&E->shm), err, sizeof(err)) == 0, "publish");
+	fl.tcp_flags = TH_FIN | TH_ACK;
+	CHECK(backend_via(&x, &fl) == a, "the FIN left its backend");
+
+	m = &x.ct[0].meta;
+	m->seq |= 1;		/* another CPU writes the bucket */
+	fl.tcp_flags = TH_SYN;
+	fl_xdp_counters(&x, &c0);
+	b = backend_via(&x, &fl);
+	fl_xdp_counters(&x, &c1);
+	CHECK(b == a && c1.ct_reselected == c0.ct_reselected,
+	      "a reopen that could not rebind went to %u, not the record's %u (%llu rebound)", b,
+	      a, (unsigned long long)(c1.ct_reselected - c0.ct_reselected));
+	m->seq += 1;		/* the writer is done */
+	CHECK(backend_via(&x, &fl) == extra, "the reopen did not go to the ring's choice %u",
+	      extra);
+	fl.tcp_flags = TH_ACK;
+	CHECK(backend_via(&x, &fl) == extra, "the reopened connection left its backend");
+	fl_xdp_close(&x);
+}
+
 /* ---- two CPUs on one table ---- */
 
 #define RACE_FLOWS 24u		/* flows both CPUs send, into RACE_CT records */
@@ -1712,6 +1774,7 @@ static void test_ct_neighbour_writes(void)
 	static struct out want[1];
 	const __u32 extra = 27;
 	struct race_thread th[2];
+	struct fl_worker_counters c;
 	struct out got;
 	struct fl_xdp x;
 	struct flow fl, g;
@@ -1745,11 +1808,15 @@ static void test_ct_neighbour_writes(void)
 				      .prog_fd = fl_xdp_prog_fd(&x), .cpu = 0 };
 	th[1] = (struct race_thread){ .f = gf, .n = 2, .prog_fd = fl_xdp_prog_fd(&x), .cpu = 1 };
 	CHECK(race(th), "the threads did not run on CPUs 0 and 1");
+	fl_xdp_counters(&x, &c);
 	printf("ct_neighbour_writes: %llu packets of the flow, %llu not to its backend, against "
-	       "%llu SYNs and FINs of the other\n", (unsigned long long)th[0].sent,
-	       (unsigned long long)th[0].wrong, (unsigned long long)th[1].sent);
+	       "%llu SYNs and FINs of the other, %llu of its records rewritten\n",
+	       (unsigned long long)th[0].sent, (unsigned long long)th[0].wrong,
+	       (unsigned long long)th[1].sent, (unsigned long long)c.ct_reselected);
 	CHECK(th[0].wrong == 0, "%llu of the flow's packets left its backend",
 	      (unsigned long long)th[0].wrong);
+	CHECK(c.ct_reselected > 1000, "the other flow's record was rewritten %llu times: the "
+	      "test tested nothing", (unsigned long long)c.ct_reselected);
 	fl_xdp_close(&x);
 }
 
@@ -2006,6 +2073,7 @@ static const struct fl_test_case cases[] = {
 	{ "ct_occupancy", test_ct_occupancy },
 	{ "ct_full", test_ct_full },
 	{ "ct_busy", test_ct_busy },
+	{ "ct_reopen_busy", test_ct_reopen_busy },
 	{ "ct_two_cpus", test_ct_two_cpus },
 	{ "ct_neighbour_writes", test_ct_neighbour_writes },
 	{ "parity", test_parity },
