@@ -22,7 +22,13 @@ A run in which a backend went down is not valid: a check that times out
 costs less than one that connects. The listener runs at a higher priority
 so that other load on the host does not starve it into that.
 
-Run (root): bench/health_bench.py [backends] [--remote] [--type tcp|tcp-half-open]
+  --refused        no listener: every backend refuses (the kernel answers
+                   each SYN with a RST), as a fleet's down backends do.
+                   fulcrum-cp starts a new backend down until it passes
+                   `rise` checks, so every backend stays down, and the
+                   figure is what checking down backends costs.
+
+Run (root): bench/health_bench.py [backends] [--remote] [--refused] [--type tcp|tcp-half-open]
 FL_CP=path picks the fulcrum-cp binary (default: $FL_BUILD_DIR/cp/fulcrum-cp)."""
 import argparse
 import os
@@ -127,14 +133,14 @@ class RemoteNet:
         return ["ip", "netns", "exec", self.ns, "taskset", "-c", "1"] + cmd
 
 
-def run(total, net, check):
+def run(total, net, check, refused=False):
     listener_cmd = ["nice", "-n", str(LISTENER_NICE), "/usr/bin/python3", "-c", LISTENER]
     cp_cmd = [CP, "-c"]
     if net:
         listener_cmd = net.wrap(listener_cmd)
         cp_cmd = ["taskset", "-c", "0"] + cp_cmd
     with tempfile.TemporaryDirectory(prefix="fl-hc-bench-") as d:
-        listener = subprocess.Popen(listener_cmd)
+        listener = None if refused else subprocess.Popen(listener_cmd)
         cp = subprocess.Popen(cp_cmd + [config(d, total, net is not None, check)],
                               stderr=subprocess.PIPE, text=True)
         try:
@@ -145,11 +151,13 @@ def run(total, net, check):
         finally:
             cp.send_signal(signal.SIGTERM)
             err = cp.communicate(timeout=20)[1]
-            listener.kill()
-            listener.wait()
+            if listener:
+                listener.kill()
+                listener.wait()
     share = 100 / os.sysconf("SC_CLK_TCK") / (t1 - t0)
     downs = err.count(" down: ")
-    print(f"{total} {check} backends ({'remote' if net else 'local'} listener), 1 check/s each: "
+    where = "refusing" if refused else "remote listener" if net else "local listener"
+    print(f"{total} {check} backends ({where}), 1 check/s each: "
           f"fulcrum-cp used {share * (ub - ua + sb - sa):.1f}% of one core over {MEASURE:.0f} s "
           f"(user {share * (ub - ua):.1f}%, system {share * (sb - sa):.1f}%; "
           f"{downs} backends went down during the run)")
@@ -165,14 +173,16 @@ def main():
                     help="the listener in a namespace, its receive work on CPU 1")
     ap.add_argument("--type", default="tcp", choices=["tcp", "tcp-half-open"],
                     help="the check type (default tcp)")
+    ap.add_argument("--refused", action="store_true",
+                    help="no listener: every backend refuses, and goes down")
     a = ap.parse_args()
     if a.remote:
         if os.cpu_count() < 2:
             sys.exit("--remote needs two CPUs")
         with RemoteNet() as net:
-            ok = run(a.backends, net, a.type)
+            ok = run(a.backends, net, a.type, a.refused)
     else:
-        ok = run(a.backends, None, a.type)
+        ok = run(a.backends, None, a.type, a.refused)
     sys.exit(0 if ok else 1)
 
 

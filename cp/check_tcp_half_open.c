@@ -503,7 +503,8 @@ static void hop_detach(struct fl_checker *c)
 	prober_put(p);
 }
 
-/* A failed probe looks the source up again: the route may have changed. */
+/* A probe without an answer (a timeout, an ICMP error, a refused send)
+ * looks the source up again: the route may have changed. */
 static void probe_failed(struct hop_check *h)
 {
 	h->in_flight = false;
@@ -759,10 +760,10 @@ static void segment_in(struct hop_prober *p, const __u8 *buf, size_t len,
 		return;
 	ok = th->syn;
 	snprintf(h->c->reason, sizeof(h->c->reason), ok ? "SYN-ACK" : "refused");
-	if (ok)
-		h->in_flight = false;
-	else
-		probe_failed(h);
+	/* either answer came back by the route the source was found for, so
+	 * a refusal keeps the source (probe_failed would look it up again,
+	 * three system calls a probe of every refusing backend) */
+	h->in_flight = false;
 	fl_checker_done(h->c, ok);
 }
 
