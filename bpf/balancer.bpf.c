@@ -881,6 +881,22 @@ static __always_inline void ct_give(struct fl_ct_bucket *b, __u64 seq)
 	*(volatile __u64 *)&b->meta.seq = seq + 2;
 }
 
+/* A write of way w of bucket b, which the caller has taken (ct_take):
+ * the way's way_seq is odd while it lasts, and the bucket is given back
+ * (from seq) at its end (xdp.h). */
+static __always_inline void ct_way_write_begin(struct fl_ct_bucket *b, __u32 w)
+{
+	b->meta.way_seq[w]++;
+	barrier();
+}
+
+static __always_inline void ct_way_write_end(struct fl_ct_bucket *b, __u32 w, __u64 seq)
+{
+	barrier();
+	b->meta.way_seq[w]++;
+	ct_give(b, seq);
+}
+
 /* fl_ct_insert_way for the XDP table, branch-free (see opaque): the first
  * free way, else the least recently seen of those that are not live,
  * else of all. *taken: 0 free, 1 not live (expired), 2 live (evicted). */
@@ -952,7 +968,7 @@ __noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
 	w = n->way >= 0 ? (__u32)n->way : ct_victim(&b->meta, n->now, &taken);
 	w &= FL_CT_WAYS - 1;
 	rec = &b->way[w];
-	b->meta.way_seq[w]++;
+	ct_way_write_begin(b, w);
 	b->meta.tags[w] = 0;
 	barrier();
 	__builtin_memcpy(&rec->key, key, sizeof(rec->key));
@@ -963,9 +979,7 @@ __noinline int ct_insert(struct fl_ct_bucket *b, const struct fl_flow_key *key,
 	b->meta.last_seen[w] = n->now;
 	barrier();
 	b->meta.tags[w] = (__u8)n->tag;
-	barrier();
-	b->meta.way_seq[w]++;
-	ct_give(b, n->seq);
+	ct_way_write_end(b, w, n->seq);
 	return CT_INTO_FREE + taken;
 }
 
@@ -1002,14 +1016,11 @@ __noinline int ct_rebind(struct fl_ct_bucket *b, const struct ct_rebind *rb)
 		ct_give(b, seq);
 		return -1;
 	}
-	b->meta.way_seq[w]++;
-	barrier();
+	ct_way_write_begin(b, w);
 	b->way[w].backend_id = rb->backend_id;
 	b->way[w].epoch = rb->epoch;
 	b->meta.state[w] = (__u8)rb->state;
-	barrier();
-	b->meta.way_seq[w]++;
-	ct_give(b, seq);
+	ct_way_write_end(b, w, seq);
 	return 1;
 }
 

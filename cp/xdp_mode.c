@@ -46,8 +46,8 @@ struct fl_cp_xdp {
 	struct fl_timer solicit_timer;
 	struct fl_xdp_unresolved hops[HOPS_MAX];
 	unsigned n_hops;
-	/* conntrack occupancy (fl_cp_xdp_occupancy): a scan of the map run a
-	 * few batches a turn of the loop, and the last complete one's count */
+	/* conntrack occupancy (fl_cp_xdp_occupancy): a scan of the table run
+	 * a step a turn of the loop, and the last complete one's count */
 	struct fl_xdp_ct_scan scan;
 	bool scanning;
 	struct fl_timer scan_timer;
