@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* The tcp check: the backend accepts a connection. Reset at once, as
- * HAProxy's plain connect check does. */
+/* The tcp check: the backend's listener answers connect() with a SYN-ACK.
+ * Reset at once, before the handshake's last ACK (health.c, socket_open),
+ * as HAProxy's plain connect check does. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>

@@ -291,6 +291,17 @@ static int socket_open(struct fl_checker *c)
 		/* a small request, an answer awaited: send at once */
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	} else {
+		/* A connect check ends at the SYN-ACK: on a connecting socket,
+		 * TCP_DEFER_ACCEPT makes Linux hold back the handshake's last
+		 * ACK (tcp_rcv_synsent_state_process, "save one ACK"), and the
+		 * reset follows at once. The backend sees SYN, SYN-ACK, RST, as
+		 * from HAProxy's connect check: its listener never creates or
+		 * queues a connection, and a check costs both hosts a packet and
+		 * a socket less. TCP_QUICKACK off would do the same, but the
+		 * AF_UNSPEC disconnect clears it; this one lasts the socket. */
+		int secs = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
 	}
 	rc = fl_io_add(c->loop, &c->io, fd, EPOLLIN | EPOLLOUT | EPOLLET, on_io, c);
 	if (rc < 0) {

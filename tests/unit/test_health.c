@@ -488,6 +488,35 @@ static bool nothing_accepted(int lfd)
 	return poll(&p, 1, 0) == 0;
 }
 
+/* A tcp probe is SYN, SYN-ACK, RST: it passes against a listener that
+ * never accepts, and leaves nothing in its queue for the service to accept
+ * and close (the kernel holds back the handshake's last ACK). */
+static void tcp_no_connection_family(int family)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP);
+	__u16 port = 0;
+	int lfd = listen_family(family, 0, 64, &port);
+	struct env e;
+
+	REQUIRE(lfd >= 0, "listen");
+	if (env_start_family(&e, &hc, family, port, false) == 0) {
+		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 5, 2000), "%llu checks",
+		      (unsigned long long)e.c.n_checks);
+		CHECK(e.c.up && e.c.n_failures == 0, "up %d, %llu failures: %s", e.c.up,
+		      (unsigned long long)e.c.n_failures, e.c.reason);
+		RUN_UNTIL(&e, !e.c.running, 200);
+		CHECK(nothing_accepted(lfd), "a tcp probe left a connection to accept");
+	}
+	env_stop(&e);
+	close(lfd);
+}
+
+static void tcp_no_connection(void)
+{
+	tcp_no_connection_family(AF_INET);
+	tcp_no_connection_family(AF_INET6);
+}
+
 static void half_open_family(int family)
 {
 	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
@@ -929,6 +958,7 @@ static void half_open_send_refused(void)
 static const struct fl_test_case cases[] = {
 	{ "tcp_up", tcp_up },
 	{ "tcp_refused_down", tcp_refused_down },
+	{ "tcp_no_connection", tcp_no_connection },
 	{ "rise_back_up", rise_back_up },
 	{ "http_status", http_status },
 	{ "http_body", http_body },
