@@ -22,13 +22,16 @@ A run in which a backend went down is not valid: a check that times out
 costs less than one that connects. The listener runs at a higher priority
 so that other load on the host does not starve it into that.
 
+  --shared         every VIP has the same 1,000 backends (an ingress fleet
+                   behind several VIPs): BACKENDS backend entries, 1,000
+                   targets, which fulcrum-cp checks once each.
   --refused        no listener: every backend refuses (the kernel answers
                    each SYN with a RST), as a fleet's down backends do.
                    fulcrum-cp starts a new backend down until it passes
                    `rise` checks, so every backend stays down, and the
                    figure is what checking down backends costs.
 
-Run (root): bench/health_bench.py [backends] [--remote] [--refused] [--type tcp|tcp-half-open]
+Run (root): bench/health_bench.py [backends] [--remote] [--shared] [--refused] [--type tcp|tcp-half-open]
 FL_CP=path picks the fulcrum-cp binary (default: $FL_BUILD_DIR/cp/fulcrum-cp)."""
 import argparse
 import os
@@ -65,12 +68,13 @@ def backend_address(remote, vip, i):
     return f"127.{vip + 1}.{i // 250}.{i % 250 + 1}"
 
 
-def config(d, total, remote=False, check="tcp"):
+def config(d, total, remote=False, check="tcp", shared=False):
     vips = (total + PER_VIP - 1) // PER_VIP
     groups = []
     for v in range(vips):
         n = min(PER_VIP, total - v * PER_VIP)
-        bs = ",".join(f'{{ address = "{backend_address(remote, v, i)}"; }}' for i in range(n))
+        bs = ",".join(f'{{ address = "{backend_address(remote, 0 if shared else v, i)}"; }}'
+                      for i in range(n))
         groups.append(f'{{ address = "10.0.{v}.100"; port = 80; protocol = "tcp"; method = "ipip"; '
                       f'table_size = 10007; backends = ({bs}); }}')
     path = os.path.join(d, "bench.conf")
@@ -133,7 +137,7 @@ class RemoteNet:
         return ["ip", "netns", "exec", self.ns, "taskset", "-c", "1"] + cmd
 
 
-def run(total, net, check, refused=False):
+def run(total, net, check, refused=False, shared=False):
     listener_cmd = ["nice", "-n", str(LISTENER_NICE), "/usr/bin/python3", "-c", LISTENER]
     cp_cmd = [CP, "-c"]
     if net:
@@ -141,7 +145,7 @@ def run(total, net, check, refused=False):
         cp_cmd = ["taskset", "-c", "0"] + cp_cmd
     with tempfile.TemporaryDirectory(prefix="fl-hc-bench-") as d:
         listener = None if refused else subprocess.Popen(listener_cmd)
-        cp = subprocess.Popen(cp_cmd + [config(d, total, net is not None, check)],
+        cp = subprocess.Popen(cp_cmd + [config(d, total, net is not None, check, shared)],
                               stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(WARMUP)
@@ -157,6 +161,8 @@ def run(total, net, check, refused=False):
     share = 100 / os.sysconf("SC_CLK_TCK") / (t1 - t0)
     downs = err.count(" down: ")
     where = "refusing" if refused else "remote listener" if net else "local listener"
+    if shared:
+        where += f", {min(total, PER_VIP)} targets shared by every VIP"
     print(f"{total} {check} backends ({where}), 1 check/s each: "
           f"fulcrum-cp used {share * (ub - ua + sb - sa):.1f}% of one core over {MEASURE:.0f} s "
           f"(user {share * (ub - ua):.1f}%, system {share * (sb - sa):.1f}%; "
@@ -173,6 +179,8 @@ def main():
                     help="the listener in a namespace, its receive work on CPU 1")
     ap.add_argument("--type", default="tcp", choices=["tcp", "tcp-half-open"],
                     help="the check type (default tcp)")
+    ap.add_argument("--shared", action="store_true",
+                    help="every VIP has the same 1,000 backends")
     ap.add_argument("--refused", action="store_true",
                     help="no listener: every backend refuses, and goes down")
     a = ap.parse_args()
@@ -180,9 +188,9 @@ def main():
         if os.cpu_count() < 2:
             sys.exit("--remote needs two CPUs")
         with RemoteNet() as net:
-            ok = run(a.backends, net, a.type, a.refused)
+            ok = run(a.backends, net, a.type, a.refused, a.shared)
     else:
-        ok = run(a.backends, None, a.type, a.refused)
+        ok = run(a.backends, None, a.type, a.refused, a.shared)
     sys.exit(0 if ok else 1)
 
 

@@ -711,7 +711,7 @@ static int op_health(struct fl_cp *cp, struct json_object *req, struct json_obje
 
 			add_str(o, "vip", text);
 			if (b && b->checked) {
-				const struct fl_checker *c = &b->chk;
+				const struct fl_checker *c = &b->check->chk;
 				add_str(o, "check", fl_hc_type_name(b->hc.type));
 				add_str(o, "last_result", c->n_checks ? (c->last_ok ? "ok" : "fail") : "none");
 				add_str(o, "reason", c->reason);

@@ -124,17 +124,7 @@ struct fl_cp_backend *fl_cp_find(struct fl_cp *cp, const union fl_addr *vip_addr
 
 static bool backend_up(const struct fl_cp_backend *b)
 {
-	return !b->checked || b->chk.up;
-}
-
-static void on_health(struct fl_checker *c, void *arg)
-{
-	struct fl_cp_backend *b = arg;
-	char run[48];
-
-	fl_log(c->up ? FL_LOG_INFO : FL_LOG_WARN, "backend %s %s: %s (%s)", b->name,
-	       c->up ? "up" : "down", c->reason, fl_checker_run_text(c, run, sizeof(run)));
-	b->cp->dirty = true;
+	return !b->checked || b->check->chk.up;
 }
 
 /* The state the published tables give this backend: 1 up (or draining),
@@ -180,8 +170,6 @@ static struct fl_cp_backend *backend_new(struct fl_cp *cp, const struct fl_vip_c
 	b->eff_port = bc->key.port ? bc->key.port : htons(v->port);
 	b->hc = bc->hc;
 	b->checked = bc->hc.type != FL_HC_NONE;
-	b->chk.io.fd = -1;
-	b->chk.up = true;
 	port = ntohs(b->eff_port);
 	fl_addr_format(&bc->key.addr, bc->key.family, ba, sizeof(ba));
 	fl_addr_format(&v->addr, v->family, va, sizeof(va));
@@ -190,34 +178,6 @@ static struct fl_cp_backend *backend_new(struct fl_cp *cp, const struct fl_vip_c
 	snprintf(b->name + strlen(b->name), sizeof(b->name) - strlen(b->name),
 		 v->family == FL_AF_INET6 ? "[%s]:%u/%s" : "%s:%u/%s", va, v->port, fl_proto_name(v->proto));
 	return b;
-}
-
-static int checker_prepare(struct fl_cp_backend *b, bool up, char *err, size_t errlen)
-{
-	const struct fl_hc_config *hc = &b->hc;
-	const union fl_addr *addr = hc->has_address ? &hc->address : &b->key.addr;
-	__u8 family = hc->has_address ? hc->address_family : b->key.family;
-	__u16 port = hc->port ? hc->port : ntohs(b->eff_port);
-	int rc;
-
-	if (!b->checked) {
-		b->chk.up = true;
-		return 0;
-	}
-	rc = fl_checker_init(&b->chk, &b->cp->loop, hc, addr, family, port, up, on_health, b,
-			     err, errlen);
-	if (rc < 0)
-		return rc;
-	return 0;
-}
-
-static void backend_free(struct fl_cp_backend *b)
-{
-	if (!b)
-		return;
-	if (b->checked)
-		fl_checker_stop(&b->chk);
-	free(b);
 }
 
 static size_t config_backends(const struct fl_config *cfg)
@@ -229,14 +189,160 @@ static size_t config_backends(const struct fl_config *cfg)
 	return n;
 }
 
+/* ---- health checks, shared by target and settings ---- */
+
+/* What a backend's check probes: the check address and port when set. */
+static struct fl_cp_target target_of(const struct fl_cp_backend *b)
+{
+	const struct fl_hc_config *hc = &b->hc;
+	struct fl_cp_target t;
+
+	memset(&t, 0, sizeof(t));
+	t.addr = hc->has_address ? hc->address : b->key.addr;
+	t.family = hc->has_address ? hc->address_family : b->key.family;
+	t.port = hc->port ? hc->port : ntohs(b->eff_port);
+	return t;
+}
+
+static int cmp_check(const void *pa, const void *pb)
+{
+	const struct fl_cp_check *a = *(struct fl_cp_check *const *)pa;
+	const struct fl_cp_check *b = *(struct fl_cp_check *const *)pb;
+
+	return memcmp(&a->target, &b->target, sizeof(a->target));
+}
+
+/* The check of checks[0..n), sorted by target, that probes t with hc. */
+static struct fl_cp_check *check_find(struct fl_cp_check *const *checks, size_t n,
+				      const struct fl_cp_target *t, const struct fl_hc_config *hc)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (memcmp(&checks[mid]->target, t, sizeof(*t)) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && memcmp(&checks[lo]->target, t, sizeof(*t)) == 0; lo++)
+		if (hc_equal(&checks[lo]->chk.hc, hc))
+			return checks[lo];
+	return NULL;
+}
+
+/* A state change: every backend of the check logs it, and the tables are
+ * published again. */
+static void on_health(struct fl_checker *c, void *arg)
+{
+	struct fl_cp_check *k = arg;
+	char run[48];
+
+	for (const struct fl_cp_backend *b = k->users; b; b = b->next_user)
+		fl_log(c->up ? FL_LOG_INFO : FL_LOG_WARN, "backend %s %s: %s (%s)", b->name,
+		       c->up ? "up" : "down", c->reason, fl_checker_run_text(c, run, sizeof(run)));
+	k->cp->dirty = true;
+}
+
+/* A check of b's target with b's settings, not started. */
+static struct fl_cp_check *check_new(struct fl_cp *cp, const struct fl_cp_backend *b, bool up,
+				     char *err, size_t errlen)
+{
+	struct fl_cp_check *k = calloc(1, sizeof(*k));
+	int rc;
+
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	k->cp = cp;
+	k->target = target_of(b);
+	rc = fl_checker_init(&k->chk, &cp->loop, &b->hc, &k->target.addr, k->target.family,
+			     k->target.port, up, on_health, k, err, errlen);
+	if (rc < 0) {
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+static void check_free(struct fl_cp_check *k)
+{
+	fl_checker_stop(&k->chk);
+	free(k);
+}
+
+/* A backend that needs a check, with its target: sorted by target, the
+ * backends that may share a check are neighbours. */
+struct wanted {
+	struct fl_cp_target target;
+	size_t i;		/* in the new backend list */
+};
+
+static int cmp_wanted(const void *pa, const void *pb)
+{
+	const struct wanted *a = pa, *b = pb;
+	int c = memcmp(&a->target, &b->target, sizeof(a->target));
+
+	return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/*
+ * Gives every backend of nb[] that has none yet (wanted[0..n_wanted)) its
+ * check: a running one of the same target and settings, or a new one, made
+ * here and appended to fresh[] (not started). A new check starts up if any
+ * backend it gathers is up now (its state before a changed check, else the
+ * published tables'). Touches no running check. 0, or -errno with a message.
+ */
+static int checks_assign(struct fl_cp *cp, struct fl_cp_backend **nb,
+			 struct fl_cp_backend *const *old_of, struct wanted *wanted,
+			 size_t n_wanted, struct fl_cp_check **fresh, size_t *n_fresh,
+			 char *err, size_t errlen)
+{
+	size_t run_start = 0;
+
+	qsort(wanted, n_wanted, sizeof(*wanted), cmp_wanted);
+	for (size_t w = 0; w < n_wanted; w++) {
+		struct fl_cp_backend *b = nb[wanted[w].i];
+		const struct fl_cp_backend *old = old_of[wanted[w].i];
+		bool up = old ? backend_up(old) : published_state(cp, b) == 1;
+		struct fl_cp_check *k;
+
+		/* the checks made for this target are the last ones made */
+		if (w == 0 || memcmp(&wanted[w].target, &wanted[w - 1].target,
+				     sizeof(wanted[w].target)))
+			run_start = *n_fresh;
+		k = check_find(cp->checks, cp->n_checks, &wanted[w].target, &b->hc);
+		if (!k) {
+			for (size_t j = run_start; j < *n_fresh && !k; j++)
+				if (hc_equal(&fresh[j]->chk.hc, &b->hc))
+					k = fresh[j];
+			if (k) {
+				k->chk.up |= up;
+			} else {
+				k = check_new(cp, b, up, err, errlen);
+				if (!k)
+					return -ENOMEM;
+				fresh[(*n_fresh)++] = k;
+			}
+		}
+		b->check = k;
+	}
+	return 0;
+}
+
 int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errlen)
 {
-	size_t n = config_backends(cfg), k = 0, n_new = 0, kept = 0, changed = 0, removed = 0, n_down = 0;
+	size_t n = config_backends(cfg), k = 0, n_wanted = 0, n_fresh = 0, n_checks = 0;
+	size_t kept = 0, changed = 0, removed = 0, n_down = 0;
 	struct fl_cp_backend **nb = calloc(n ? n : 1, sizeof(*nb));
-	bool *fresh = calloc(n ? n : 1, sizeof(*fresh));
+	struct fl_cp_backend **old_of = calloc(n ? n : 1, sizeof(*old_of));
+	struct wanted *wanted = calloc(n ? n : 1, sizeof(*wanted));
+	struct fl_cp_check **fresh = calloc(n ? n : 1, sizeof(*fresh));
+	struct fl_cp_check **checks = calloc(cp->n_checks + n + 1, sizeof(*checks));
 	int rc = -ENOMEM;
 
-	if (!nb || !fresh) {
+	if (!nb || !old_of || !wanted || !fresh || !checks) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -246,7 +352,7 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	rc = fl_publisher_set(&cp->pub, cfg, NULL, 0, err, errlen);
 	if (rc < 0)
 		goto fail;
-	/* prepare everything that can fail, touching no running checker */
+	/* prepare everything that can fail, touching no running check */
 	for (unsigned i = 0; i < cfg->n_vips; i++) {
 		const struct fl_vip_config *v = &cfg->vips[i];
 		for (unsigned j = 0; j < v->n_backends; j++) {
@@ -258,37 +364,59 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 			}
 			nb[k] = b;
 			old = fl_cp_find(cp, &b->vip_addr, b->vip_family, b->vip_port, b->vip_proto, &b->key);
+			old_of[k] = old;
 			if (old && hc_equal(&old->hc, &b->hc)) {
-				k++;	/* migrated below */
+				k++;	/* migrated below, with its check */
 				continue;
 			}
-			/* a changed check keeps the backend's state: only its
-			 * counters start again */
-			bool up = old ? backend_up(old) : published_state(cp, b) == 1;
 			if (old)
 				b->drain = old->drain;
-			rc = checker_prepare(b, up, err, errlen);
-			if (rc < 0) {
-				free(b);
-				goto fail;
-			}
-			fresh[k++] = true;
+			if (b->checked)
+				wanted[n_wanted++] = (struct wanted){ .target = target_of(b), .i = k };
+			k++;
 		}
 	}
-	/* commit: migrate unchanged checkers, stop the rest */
+	rc = checks_assign(cp, nb, old_of, wanted, n_wanted, fresh, &n_fresh, err, errlen);
+	if (rc < 0)
+		goto fail;
+
+	/* commit: migrate unchanged backends, free the rest */
 	for (size_t i = 0; i < n; i++) {
-		struct fl_cp_backend *b = nb[i], *old;
-		if (fresh[i])
+		struct fl_cp_backend *old = old_of[i];
+		if (!old || !hc_equal(&old->hc, &nb[i]->hc))
 			continue;
-		old = fl_cp_find(cp, &b->vip_addr, b->vip_family, b->vip_port, b->vip_proto, &b->key);
-		/* keepalived's migrate: the running checker moves whole */
-		old->key = b->key;
-		free(b);
+		/* keepalived's migrate: the backend and its check move whole */
+		old->key = nb[i]->key;
+		free(nb[i]);
 		nb[i] = old;
-		old->cp = cp;
 		kept++;
 	}
 	qsort(nb, n, sizeof(*nb), cmp_backend);
+	/* each check's users anew; a check left without one stops */
+	for (size_t i = 0; i < cp->n_checks; i++) {
+		cp->checks[i]->users = NULL;
+		cp->checks[i]->n_users = 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct fl_cp_backend *b = nb[i];
+		if (!b->checked)
+			continue;
+		b->next_user = b->check->users;
+		b->check->users = b;
+		b->check->n_users++;
+	}
+	for (size_t i = 0; i < cp->n_checks; i++) {
+		if (cp->checks[i]->n_users)
+			checks[n_checks++] = cp->checks[i];
+		else
+			check_free(cp->checks[i]);
+	}
+	for (size_t i = 0; i < n_fresh; i++)
+		checks[n_checks++] = fresh[i];
+	qsort(checks, n_checks, sizeof(*checks), cmp_check);
+	free(cp->checks);
+	cp->checks = checks;
+	cp->n_checks = n_checks;
 	for (size_t i = 0; i < cp->n_backends; i++) {
 		struct fl_cp_backend *old = cp->backends[i], **hit;
 		hit = n ? bsearch(&old, nb, n, sizeof(*nb), cmp_backend) : NULL;
@@ -298,26 +426,23 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 			changed++;
 		else
 			removed++;
-		backend_free(old);
+		free(old);
 	}
 	free(cp->backends);
 	cp->backends = nb;
 	cp->n_backends = n;
-	/* start the fresh checks spread over their interval */
-	for (size_t i = 0; i < n; i++)
-		if (nb[i]->checked && !fl_timer_armed(&nb[i]->chk.timer) && !nb[i]->chk.started)
-			n_new++;
-	for (size_t i = 0, j = 0; i < n; i++) {
-		struct fl_cp_backend *b = nb[i];
-		if (!b->checked || b->chk.started)
-			continue;
-		if (fl_checker_start(&b->chk, fl_checker_stagger_ms(b->hc.interval_ms, (uint32_t)j++,
-								    (uint32_t)n_new)) < 0)
-			fl_log(FL_LOG_ERROR, "backend %s: cannot schedule its check: out of memory", b->name);
-		if (!b->chk.up) {
-			n_down++;
-			fl_log(FL_LOG_DEBUG, "backend %s starts down: up after %u successful %s checks",
-			       b->name, b->hc.rise, fl_hc_type_name(b->hc.type));
+	/* start the new checks spread over their interval */
+	for (size_t i = 0; i < n_fresh; i++) {
+		struct fl_cp_check *c = fresh[i];
+		if (fl_checker_start(&c->chk, fl_checker_stagger_ms(c->chk.hc.interval_ms, (uint32_t)i,
+								    (uint32_t)n_fresh)) < 0)
+			fl_log(FL_LOG_ERROR, "check of %s: cannot schedule it: out of memory",
+			       c->chk.target_text);
+		if (!c->chk.up) {
+			n_down += c->n_users;
+			for (const struct fl_cp_backend *b = c->users; b; b = b->next_user)
+				fl_log(FL_LOG_DEBUG, "backend %s starts down: up after %u successful %s checks",
+				       b->name, b->hc.rise, fl_hc_type_name(b->hc.type));
 		}
 	}
 	if (n_down)
@@ -329,22 +454,24 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	cp->have_cfg = true;
 	cp->dirty = true;
 	fl_log(FL_LOG_INFO, "config %s applied: %u VIPs, %zu backends (%zu kept, %zu check changed, "
-	       "%zu new, %zu removed)", cp->cfg.source, cp->cfg.n_vips, n, kept, changed,
-	       n - kept - changed, removed);
+	       "%zu new, %zu removed), %zu health checks (%zu new)", cp->cfg.source, cp->cfg.n_vips,
+	       n, kept, changed, n - kept - changed, removed, cp->n_checks, n_fresh);
+	free(old_of);
+	free(wanted);
 	free(fresh);
 	return 0;
 fail:
-	/* no checker of them was started, but a prepared one may hold a
+	/* no check of them was started, but a new one may hold a
 	 * tcp-half-open source port */
-	if (nb)
-		for (size_t i = 0; i < k; i++) {
-			if (fresh[i])
-				backend_free(nb[i]);
-			else
-				free(nb[i]);
-		}
+	for (size_t i = 0; fresh && i < n_fresh; i++)
+		check_free(fresh[i]);
+	for (size_t i = 0; nb && i < k; i++)
+		free(nb[i]);
 	free(nb);
+	free(old_of);
+	free(wanted);
 	free(fresh);
+	free(checks);
 	fl_config_free(cfg);
 	return rc;
 }
@@ -749,8 +876,13 @@ int fl_cp_run(struct fl_cp *cp)
 
 void fl_cp_fini(struct fl_cp *cp)
 {
+	for (size_t i = 0; i < cp->n_checks; i++)
+		check_free(cp->checks[i]);
+	free(cp->checks);
+	cp->checks = NULL;
+	cp->n_checks = 0;
 	for (size_t i = 0; i < cp->n_backends; i++)
-		backend_free(cp->backends[i]);
+		free(cp->backends[i]);
 	free(cp->backends);
 	cp->backends = NULL;
 	cp->n_backends = 0;

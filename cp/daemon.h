@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * fulcrum-cp's state: the loaded config, the table publisher, one health
- * checker per backend and the operator's drains; a config is applied by
- * difference (keepalived's compare/migrate).
+ * fulcrum-cp's state: the loaded config, the table publisher, the health
+ * checks (one per target and settings, shared by the backends that name
+ * them) and the operator's drains; a config is applied by difference
+ * (keepalived's compare/migrate).
  *
- * Initial health. A backend the published tables already hold (a restarted
- * fulcrum-cp reads them back) starts in the state they give it: up (or
- * draining) counts as up, down as down, so a restart moves no flow. A
- * backend the tables do not hold yet (first start on a fresh mapping, or
- * added by a reload) starts down and goes up after `rise` successes: no new
- * flow is sent to a server that never answered. A backend without a check
- * (type "none") is always up.
+ * Initial health. A backend has the state of its check. A check already
+ * running keeps its state: a backend added next to one is as healthy as its
+ * target is known to be. A new check starts in the state the published
+ * tables give its backends (a restarted fulcrum-cp reads them back): up if
+ * they hold any of them up (or draining), so a restart moves no flow, else
+ * down. So a backend the tables do not hold yet (first start on a fresh
+ * mapping, or added by a reload) with a target nobody checks starts down
+ * and goes up after `rise` successes: no new flow is sent to a server that
+ * never answered. A backend whose check settings changed keeps its state.
+ * A backend without a check (type "none") is always up.
  *
  * Neighbours. MACs the config leaves to resolve (next_hop.address, L2 DSR
  * backends without a mac) are looked up in fulcrum-cp's copy of the kernel's
@@ -43,7 +47,31 @@
 #define FL_CP_PUBLISH_TIMEOUT_MS 200u	/* longest wait for the data plane */
 #define FL_CP_NEIGH_REFRESH_MS 1000u	/* unresolved or stale neighbours asked again */
 
-/* One backend of one VIP, with its checker. */
+struct fl_cp_backend;
+
+/*
+ * One health check: a checker of one target (address and port probed) with
+ * one set of settings, shared by every backend that would probe that target
+ * the same way. VIPs in front of the same nodes (an ingress fleet behind
+ * many VIPs) probe each node once an interval, not once per VIP, and the
+ * node's health is one state for all of them.
+ */
+struct fl_cp_target {
+	union fl_addr addr;
+	__u16 port;			/* host order */
+	__u8 family;
+	__u8 pad;			/* zero: targets compare as bytes */
+};
+
+struct fl_cp_check {
+	struct fl_checker chk;		/* chk.hc: the settings */
+	struct fl_cp *cp;
+	struct fl_cp_target target;
+	size_t n_users;
+	struct fl_cp_backend *users;	/* list through fl_cp_backend.next_user */
+};
+
+/* One backend of one VIP, reading the health of its check. */
 struct fl_cp_backend {
 	struct fl_cp *cp;
 	/* identity: the VIP (address, port, protocol) and the backend key
@@ -57,7 +85,8 @@ struct fl_cp_backend {
 	struct fl_hc_config hc;
 	bool checked;			/* hc.type != none */
 	bool drain;			/* operator drain */
-	struct fl_checker chk;		/* chk.up is the health when checked */
+	struct fl_cp_check *check;	/* check->chk.up is the health when checked */
+	struct fl_cp_backend *next_user;	/* of the same check */
 	char name[FL_ADDR_STRLEN * 2 + 32];	/* "10.1.0.2:80 of 10.0.0.100:80/tcp" */
 };
 
@@ -75,6 +104,8 @@ struct fl_cp {
 	struct fl_cp_xdp *xdp;			/* xdp mode (cp/xdp_mode.h), else NULL */
 	struct fl_cp_backend **backends;	/* sorted by identity */
 	size_t n_backends;
+	struct fl_cp_check **checks;		/* sorted by target */
+	size_t n_checks;
 	/* publishing */
 	bool dirty;
 	uint64_t last_publish_ns;
@@ -110,9 +141,12 @@ int fl_cp_init(struct fl_cp *cp, const char *config_path, char *err, size_t errl
 int fl_cp_reload(struct fl_cp *cp, char *err, size_t errlen);
 
 /* Applies a loaded config by difference; takes cfg over (success or not).
- * Unchanged backends (same VIP, key and merged check) keep their checker,
- * state and counters; a changed check restarts with the backend's current
- * state; new backends start down (see above); removed ones stop. */
+ * Unchanged backends (same VIP, key and merged check) keep their check,
+ * state and counters. A backend whose target and settings another backend
+ * already checks joins that check and its state. Otherwise a new check
+ * starts: with the backend's current state when only its check changed,
+ * else up if the published tables hold any of its backends up, else down
+ * (see above). A check no backend names any more stops. */
 int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errlen);
 
 /* Operator drain of every backend with this address (and port, 0 = any) of

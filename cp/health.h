@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Health checkers of fulcrum-cp: one checker per backend, one probe at a
+ * Health checkers of fulcrum-cp: one checker per checked target and
+ * settings (cp/daemon.h shares it between backends), one probe at a
  * time, one ops table per check type (check_tcp.c, check_tcp_half_open.c,
  * check_http.c), rise/fall hysteresis as keepalived and HAProxy do it. A
  * checker runs on the loop of cp/loop.h and reports only state changes,

@@ -108,7 +108,7 @@ const char *fl_stats_health(const struct fl_cp_backend *b)
 {
 	if (!b || !b->checked)
 		return "unchecked";
-	return b->chk.up ? "up" : "down";
+	return b->check->chk.up ? "up" : "down";
 }
 
 /* Whether the active slot holds a MAC for an L2 DSR backend. */
@@ -129,7 +129,7 @@ const char *fl_stats_state(struct fl_cp *cp, const struct fl_vip_config *v,
 
 	/* the order of publish.c: down wins (a failed check, or an L2 DSR
 	 * MAC nobody knows yet), then draining */
-	if (b && b->checked && !b->chk.up)
+	if (b && b->checked && !b->check->chk.up)
 		return "down";
 	if (v->method == FL_METHOD_L2DSR && !bc->has_mac && !mac_published(cp, v, bc))
 		return "down";

@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "check.h"
+#include "daemon.h"
 #include "health.h"
 #include "loop.h"
 
@@ -955,6 +956,159 @@ static void half_open_send_refused(void)
 	close(lfd);
 }
 
+/* ---- checks shared by backends (cp/daemon.c) ---- */
+
+struct cp_env {
+	char dir[64];
+	char conf[96];
+	struct fl_cp cp;
+	bool have_cp;
+};
+
+/* vips: "A:R" pairs, VIP 10.0.0.A:80 with backend 127.0.0.1 whose checks
+ * need R successes (0: the default, 2), all checked on port. */
+static void cp_write_config(struct cp_env *e, __u16 port, const char *const *vips, size_t n)
+{
+	FILE *f = fopen(e->conf, "w");
+
+	REQUIRE(f, "config file");
+	fprintf(f,
+		"global: { shm_name = \"%s/shm\"; log_level = \"error\"; };\n"
+		"limits: { max_vips = 8; max_backends = 64; ring_entries = 16384; max_workers = 2; };\n"
+		"dataplane: { mode = \"dpdk\"; dpdk: { ports = ( { device = \"net_null0\"; } );\n"
+		"  workers = [ 1 ]; }; next_hop: { mac = \"02:00:00:00:00:01\"; };\n"
+		"  tunnel_source_v4 = \"10.0.0.2\"; };\n"
+		"healthcheck: { type = \"tcp\"; interval_ms = 40; timeout_ms = 30; rise = 2; fall = 2;\n"
+		"  port = %u; };\nvips = (", e->dir, port);
+	for (size_t i = 0; i < n; i++) {
+		unsigned a, rise;
+		REQUIRE(sscanf(vips[i], "%u:%u", &a, &rise) == 2, "vip %s", vips[i]);
+		fprintf(f, "%s{ address = \"10.0.0.%u\"; port = 80; protocol = \"tcp\"; method = \"ipip\";\n"
+			"  table_size = 251; backends = ( { address = \"127.0.0.1\"; ", i ? ", " : "", a);
+		if (rise)
+			fprintf(f, "healthcheck: { rise = %u; }; ", rise);
+		fprintf(f, "} ); }\n");
+	}
+	fprintf(f, ");\n");
+	fclose(f);
+}
+
+static void cp_env_fini(struct cp_env *e)
+{
+	char path[96];
+
+	if (e->have_cp)
+		fl_cp_fini(&e->cp);
+	snprintf(path, sizeof(path), "%s/shm", e->dir);
+	unlink(path);
+	unlink(e->conf);
+	rmdir(e->dir);
+}
+
+static struct fl_cp_backend *cp_backend(struct cp_env *e, unsigned vip)
+{
+	union fl_addr va = { .v4 = htonl(0x0a000000u | vip) }, ba = { .v4 = htonl(INADDR_LOOPBACK) };
+	struct fl_backend_key key = { .addr = ba, .family = FL_AF_INET };
+
+	return fl_cp_find(&e->cp, &va, FL_AF_INET, 80, IPPROTO_TCP, &key);
+}
+
+#define CP_RUN_UNTIL(e, cond, ms)                                             \
+	({                                                                    \
+		uint64_t end_ = fl_mono_ns() + (uint64_t)(ms) * MS;           \
+		while (!(cond) && fl_mono_ns() < end_)                        \
+			fl_loop_run_once(&(e)->cp.loop, 10);                  \
+		(bool)(cond);                                                 \
+	})
+
+/* The SYNs to port seen on a raw socket over ms of the loop. */
+static unsigned cp_count_syns(struct cp_env *e, int sfd, __u16 port, unsigned ms)
+{
+	unsigned syns = 0;
+	__be16 sport;
+	uint32_t isn;
+
+	while (sniff_syn(sfd, port, &sport, &isn))
+		;	/* what came before the window */
+	CP_RUN_UNTIL(e, (syns += sniff_syn(sfd, port, &sport, &isn)) == ~0u, ms);
+	while (sniff_syn(sfd, port, &sport, &isn))
+		syns++;
+	return syns;
+}
+
+/* Two VIPs in front of one backend with the same check probe it once an
+ * interval, with one state; a third with other settings has its own check.
+ * Reloads: a backend whose check changes to settings already checked joins
+ * that check, a new VIP's backend takes the state of the check it joins,
+ * and a check nobody names stops. */
+static void shared_check(void)
+{
+	static const char *const three[] = { "100:0", "101:0", "102:3" };
+	static const char *const after[] = { "101:0", "102:0", "103:0" };
+	struct cp_env e = { .dir = "/tmp/fulcrum-test-health.XXXXXX" };
+	struct fl_cp_backend *b100, *b101, *b102, *b103;
+	__u16 port = 0;
+	int lfd = listen_on(0, &port), sfd = -1;
+	char err[FL_CONFIG_ERR_LEN];
+
+	need_raw();
+	REQUIRE(lfd >= 0 && mkdtemp(e.dir), "listen, temporary directory");
+	snprintf(e.conf, sizeof(e.conf), "%s/cp.conf", e.dir);
+	cp_write_config(&e, port, three, 3);
+	e.have_cp = fl_cp_init(&e.cp, e.conf, err, sizeof(err)) == 0;
+	CHECK(e.have_cp, "fl_cp_init: %s", err);
+	if (!e.have_cp)
+		goto out;
+	b100 = cp_backend(&e, 100);
+	b101 = cp_backend(&e, 101);
+	b102 = cp_backend(&e, 102);
+	REQUIRE(b100 && b101 && b102, "backends");
+	CHECK(e.cp.n_checks == 2 && b100->check == b101->check && b102->check != b100->check &&
+	      b100->check->n_users == 2 && b102->check->n_users == 1,
+	      "%zu checks, shared %d, users %zu and %zu", e.cp.n_checks, b100->check == b101->check,
+	      b100->check->n_users, b102->check->n_users);
+	CHECK(CP_RUN_UNTIL(&e, b100->check->chk.up && b102->check->chk.up, 2000), "not up");
+
+	/* on the wire: one SYN per probe of the two checks, not three */
+	sfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	REQUIRE(sfd >= 0, "raw socket");
+	uint64_t shared0 = b100->check->chk.n_checks, own0 = b102->check->chk.n_checks;
+	unsigned syns = cp_count_syns(&e, sfd, port, 600);
+	uint64_t probes = b100->check->chk.n_checks - shared0 + b102->check->chk.n_checks - own0;
+	CHECK(probes >= 10 && syns + 2 >= probes && syns <= probes + 2,
+	      "%u SYNs for %llu probes of the two checks", syns, (unsigned long long)probes);
+
+	/* one state: the listener gone, both VIPs' backend goes down at once */
+	close(lfd);
+	lfd = -1;
+	CHECK(CP_RUN_UNTIL(&e, !b100->check->chk.up && !b102->check->chk.up, 2000), "not down");
+	lfd = listen_on(port, &port);
+	REQUIRE(lfd >= 0, "listen again");
+	CHECK(CP_RUN_UNTIL(&e, b100->check->chk.up && b102->check->chk.up, 2000), "not back up");
+
+	/* reload: 100 gone, 102 now checked as 101 is, 103 new */
+	struct fl_cp_check *shared = b101->check;
+	uint64_t checks_before = shared->chk.n_checks;
+	cp_write_config(&e, port, after, 3);
+	CHECK(fl_cp_reload(&e.cp, err, sizeof(err)) == 0, "reload: %s", err);
+	b101 = cp_backend(&e, 101);
+	b102 = cp_backend(&e, 102);
+	b103 = cp_backend(&e, 103);
+	REQUIRE(b101 && b102 && b103 && !cp_backend(&e, 100), "backends after the reload");
+	CHECK(e.cp.n_checks == 1 && b101->check == shared && b102->check == shared &&
+	      b103->check == shared && shared->n_users == 3,
+	      "%zu checks, users %zu", e.cp.n_checks, shared->n_users);
+	CHECK(shared->chk.up && shared->chk.n_checks >= checks_before,
+	      "the kept check restarted: up %d, %llu checks, %llu before", shared->chk.up,
+	      (unsigned long long)shared->chk.n_checks, (unsigned long long)checks_before);
+out:
+	if (sfd >= 0)
+		close(sfd);
+	if (lfd >= 0)
+		close(lfd);
+	cp_env_fini(&e);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "tcp_up", tcp_up },
 	{ "tcp_refused_down", tcp_refused_down },
@@ -973,6 +1127,7 @@ static const struct fl_test_case cases[] = {
 	{ "half_open_ignores_others", half_open_ignores_others },
 	{ "half_open_send_refused", half_open_send_refused },
 	{ "half_open_icmp_error", half_open_icmp_error },
+	{ "shared_check", shared_check },
 };
 
 int main(int argc, char **argv)
