@@ -489,38 +489,12 @@ static bool nothing_accepted(int lfd)
 	return poll(&p, 1, 0) == 0;
 }
 
-/* A tcp probe is SYN, SYN-ACK, RST: it passes against a listener that
- * never accepts, and leaves nothing in its queue for the service to accept
- * and close (the kernel holds back the handshake's last ACK). */
-static void tcp_no_connection_family(int family)
+/* Probes of the type pass against a listener of the family that never
+ * accepts, with this reason, and leave nothing in its queue for the service
+ * to accept and close. */
+static void passes_without_connection(enum fl_hc_type type, int family, const char *reason)
 {
-	struct fl_hc_config hc = hc_base(FL_HC_TCP);
-	__u16 port = 0;
-	int lfd = listen_family(family, 0, 64, &port);
-	struct env e;
-
-	REQUIRE(lfd >= 0, "listen");
-	if (env_start_family(&e, &hc, family, port, false) == 0) {
-		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 5, 2000), "%llu checks",
-		      (unsigned long long)e.c.n_checks);
-		CHECK(e.c.up && e.c.n_failures == 0, "up %d, %llu failures: %s", e.c.up,
-		      (unsigned long long)e.c.n_failures, e.c.reason);
-		RUN_UNTIL(&e, !e.c.running, 200);
-		CHECK(nothing_accepted(lfd), "a tcp probe left a connection to accept");
-	}
-	env_stop(&e);
-	close(lfd);
-}
-
-static void tcp_no_connection(void)
-{
-	tcp_no_connection_family(AF_INET);
-	tcp_no_connection_family(AF_INET6);
-}
-
-static void half_open_family(int family)
-{
-	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	struct fl_hc_config hc = hc_base(type);
 	__u16 port = 0;
 	int lfd = listen_family(family, 0, 64, &port);
 	struct env e;
@@ -528,17 +502,35 @@ static void half_open_family(int family)
 	REQUIRE(lfd >= 0, "listen");
 	if (env_start_family(&e, &hc, family, port, false) == 0) {
 		CHECK(RUN_UNTIL(&e, e.c.up, 2000), "not up: %s", e.c.reason);
-		CHECK(strcmp(e.c.reason, "SYN-ACK") == 0, "reason %s", e.c.reason);
+		CHECK(strcmp(e.c.reason, reason) == 0, "reason %s", e.c.reason);
 		CHECK(RUN_UNTIL(&e, e.c.n_checks >= 5, 2000), "%llu checks",
 		      (unsigned long long)e.c.n_checks);
 		CHECK(e.c.n_failures == 0 && e.changes == 1, "%llu failures, %d changes",
 		      (unsigned long long)e.c.n_failures, e.changes);
-		/* no socket of its own, and no connection reached the listener */
-		CHECK(e.c.io.fd < 0, "checker socket %d", e.c.io.fd);
-		CHECK(nothing_accepted(lfd), "a half-open probe made a connection");
+		/* tcp-half-open has no socket of its own */
+		CHECK(type != FL_HC_TCP_HALF_OPEN || e.c.io.fd < 0, "checker socket %d", e.c.io.fd);
+		RUN_UNTIL(&e, !e.c.running, 200);
+		CHECK(nothing_accepted(lfd), "a %s probe left a connection to accept",
+		      fl_hc_type_name(type));
 	}
 	env_stop(&e);
 	close(lfd);
+}
+
+/* A tcp probe is SYN, SYN-ACK, RST: the kernel holds back the handshake's
+ * last ACK. */
+static void tcp_no_connection(void)
+{
+	passes_without_connection(FL_HC_TCP, AF_INET, "connected");
+	passes_without_connection(FL_HC_TCP, AF_INET6, "connected");
+}
+
+static void half_open_family(int family)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	struct env e;
+
+	passes_without_connection(FL_HC_TCP_HALF_OPEN, family, "SYN-ACK");
 	if (env_start_family(&e, &hc, family, closed_port_family(family), true) == 0) {
 		CHECK(RUN_UNTIL(&e, !e.c.up, 2000), "closed port not down: %s", e.c.reason);
 		CHECK(e.c.n_checks == 3 && strcmp(e.c.reason, "refused") == 0, "%llu checks, reason %s",
