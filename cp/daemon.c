@@ -244,16 +244,18 @@ static void on_health(struct fl_checker *c, void *arg)
 	k->cp->dirty = true;
 }
 
-/* A check of b's target with b's settings, not started. */
-static struct fl_cp_check *check_new(struct fl_cp *cp, const struct fl_cp_backend *b, bool up,
-				     char *err, size_t errlen)
+/* A check of b's target with b's settings, not started, in *out. 0, or
+ * -errno with a message (fl_checker_init's: a check that cannot be, or one
+ * tcp-half-open check of the target too many). */
+static int check_new(struct fl_cp *cp, const struct fl_cp_backend *b, bool up,
+		     struct fl_cp_check **out, char *err, size_t errlen)
 {
 	struct fl_cp_check *k = calloc(1, sizeof(*k));
 	int rc;
 
 	if (!k) {
 		snprintf(err, errlen, "out of memory");
-		return NULL;
+		return -ENOMEM;
 	}
 	k->cp = cp;
 	k->target = target_of(b);
@@ -261,9 +263,10 @@ static struct fl_cp_check *check_new(struct fl_cp *cp, const struct fl_cp_backen
 			     k->target.port, up, on_health, k, err, errlen);
 	if (rc < 0) {
 		free(k);
-		return NULL;
+		return rc;
 	}
-	return k;
+	*out = k;
+	return 0;
 }
 
 static void check_free(struct fl_cp_check *k)
@@ -291,8 +294,11 @@ static int cmp_wanted(const void *pa, const void *pb)
  * Gives every backend of nb[] that has none yet (wanted[0..n_wanted)) its
  * check: a running one of the same target and settings, or a new one, made
  * here and appended to fresh[] (not started). A new check starts up if any
- * backend it gathers is up now (its state before a changed check, else the
- * published tables'). Touches no running check. 0, or -errno with a message.
+ * backend it gathers is up now: its state before its check changed (one
+ * that had none was up), else the published tables'. So a backend added
+ * next to one that stays up, with the same new check, is up at once: it is
+ * the same server, already taking that VIP's flows. Touches no running
+ * check. 0, or -errno with a message.
  */
 static int checks_assign(struct fl_cp *cp, struct fl_cp_backend **nb,
 			 struct fl_cp_backend *const *old_of, struct wanted *wanted,
@@ -320,9 +326,9 @@ static int checks_assign(struct fl_cp *cp, struct fl_cp_backend **nb,
 			if (k) {
 				k->chk.up |= up;
 			} else {
-				k = check_new(cp, b, up, err, errlen);
-				if (!k)
-					return -ENOMEM;
+				int rc = check_new(cp, b, up, &k, err, errlen);
+				if (rc < 0)
+					return rc;
 				fresh[(*n_fresh)++] = k;
 			}
 		}
@@ -379,6 +385,16 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	rc = checks_assign(cp, nb, old_of, wanted, n_wanted, fresh, &n_fresh, err, errlen);
 	if (rc < 0)
 		goto fail;
+	/* the new backends whose check is down, running or not: they wait for
+	 * `rise` successes */
+	for (size_t w = 0; w < n_wanted; w++) {
+		const struct fl_cp_backend *b = nb[wanted[w].i];
+		if (old_of[wanted[w].i] || b->check->chk.up)
+			continue;
+		n_down++;
+		fl_log(FL_LOG_DEBUG, "backend %s starts down: up after %u successful %s checks",
+		       b->name, b->hc.rise, fl_hc_type_name(b->hc.type));
+	}
 
 	/* commit: migrate unchanged backends, free the rest */
 	for (size_t i = 0; i < n; i++) {
@@ -438,12 +454,6 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 								    (uint32_t)n_fresh)) < 0)
 			fl_log(FL_LOG_ERROR, "check of %s: cannot schedule it: out of memory",
 			       c->chk.target_text);
-		if (!c->chk.up) {
-			n_down += c->n_users;
-			for (const struct fl_cp_backend *b = c->users; b; b = b->next_user)
-				fl_log(FL_LOG_DEBUG, "backend %s starts down: up after %u successful %s checks",
-				       b->name, b->hc.rise, fl_hc_type_name(b->hc.type));
-		}
 	}
 	if (n_down)
 		fl_log(FL_LOG_INFO, "%zu new backends start down until they pass `rise` checks", n_down);

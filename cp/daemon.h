@@ -7,14 +7,15 @@
  *
  * Initial health. A backend has the state of its check. A check already
  * running keeps its state: a backend added next to one is as healthy as its
- * target is known to be. A new check starts in the state the published
- * tables give its backends (a restarted fulcrum-cp reads them back): up if
- * they hold any of them up (or draining), so a restart moves no flow, else
- * down. So a backend the tables do not hold yet (first start on a fresh
- * mapping, or added by a reload) with a target nobody checks starts down
- * and goes up after `rise` successes: no new flow is sent to a server that
- * never answered. A backend whose check settings changed keeps its state.
- * A backend without a check (type "none") is always up.
+ * target is known to be. A new check starts up if any of its backends is up
+ * now: one whose check settings changed keeps its state (up, if it had no
+ * check), the others have the state the published tables give them (a
+ * restarted fulcrum-cp reads them back; up or draining counts as up), so a
+ * restart moves no flow. So a backend the tables do not hold yet (first
+ * start on a fresh mapping, or added by a reload) whose target nobody checks
+ * starts down and goes up after `rise` successes: no new flow is sent to a
+ * server that never answered. A backend without a check (type "none") is
+ * always up.
  *
  * Neighbours. MACs the config leaves to resolve (next_hop.address, L2 DSR
  * backends without a mac) are looked up in fulcrum-cp's copy of the kernel's

@@ -21,7 +21,8 @@
  * next connect. The socket is registered once, edge-triggered for both
  * directions. A tcp check then costs two system calls and a share of
  * epoll_wait, not seven (no socket, epoll_ctl, setsockopt, getsockopt or
- * close per probe); the price is one fd per checked backend.
+ * close per probe); the price is one fd per check (cp/daemon.h shares a
+ * check between the backends that probe the same target the same way).
  *
  * tcp-half-open (check_tcp_half_open.c) has no socket of its own: its
  * checkers share one raw socket per address family, and hold a source port

@@ -1090,9 +1090,26 @@ static void shared_check(void)
 	CHECK(e.cp.n_checks == 1 && b101->check == shared && b102->check == shared &&
 	      b103->check == shared && shared->n_users == 3,
 	      "%zu checks, users %zu", e.cp.n_checks, shared->n_users);
-	CHECK(shared->chk.up && shared->chk.n_checks >= checks_before,
+	CHECK(shared->chk.up && checks_before > 0 && shared->chk.n_checks == checks_before,
 	      "the kept check restarted: up %d, %llu checks, %llu before", shared->chk.up,
 	      (unsigned long long)shared->chk.n_checks, (unsigned long long)checks_before);
+	/* the rise-3 check stopped: the SYNs are the shared check's alone */
+	shared0 = shared->chk.n_checks;
+	syns = cp_count_syns(&e, sfd, port, 400);
+	probes = shared->chk.n_checks - shared0;
+	CHECK(probes >= 5 && syns + 2 >= probes && syns <= probes + 2,
+	      "%u SYNs for %llu probes of the one check", syns, (unsigned long long)probes);
+
+	/* a restart reads the published state back: the new check starts up */
+	fl_cp_fini(&e.cp);
+	e.have_cp = fl_cp_init(&e.cp, e.conf, err, sizeof(err)) == 0;
+	CHECK(e.have_cp, "fl_cp_init again: %s", err);
+	if (!e.have_cp)
+		goto out;
+	b101 = cp_backend(&e, 101);
+	CHECK(e.cp.n_checks == 1 && b101 && b101->check->n_users == 3 && b101->check->chk.up &&
+	      b101->check->chk.n_checks == 0, "after a restart: %zu checks, up %d", e.cp.n_checks,
+	      b101 && b101->check->chk.up);
 out:
 	if (sfd >= 0)
 		close(sfd);
