@@ -43,11 +43,30 @@ def http_get(path="/", timeout=2.0, port_seen=None):
     return body.decode(errors="replace").strip()
 
 
-def client_spread(n):
+def judge_shares(by_port, weights):
+    """Each backend's share of the distinct source ports against its weight's
+    share. Limit: 10% of the weight share, or 4.5 binomial standard
+    deviations of that many draws where that is wider (about one false
+    failure in 100,000 runs a backend), which still tells weights apart
+    from no weights by far with a few hundred draws."""
+    total_w = sum(weights.values())
+    draws = sum(by_port.values())
+    shares = {}
+    for b, w in weights.items():
+        want = w / total_w
+        share = by_port.get(b, 0) / max(draws, 1)
+        limit = max(0.10 * want, 4.5 * (want * (1 - want) / max(draws, 1)) ** 0.5)
+        shares[b] = {"share": share, "want": want, "limit": limit,
+                     "ok": draws > 0 and abs(share - want) <= limit}
+    return shares
+
+
+def client_spread(n, weights=None):
     """counts: connections per backend; by_port: the same for each source
     port's first connection only. The kernel reuses a port at once (the
     server closes first), and a reused 5-tuple is the same draw of the
-    hash, so only by_port counts independent samples of the shares."""
+    hash, so only by_port counts independent samples of the shares. With
+    weights ("be1=100,be2=200"), shares: judge_shares of them."""
     counts, by_port, first, failed = {}, {}, set(), 0
     for _ in range(n):
         port = []
@@ -60,7 +79,11 @@ def client_spread(n):
         if port and port[0] not in first:
             first.add(port[0])
             by_port[be] = by_port.get(be, 0) + 1
-    print(json.dumps({"counts": counts, "by_port": by_port, "failed": failed}), flush=True)
+    out = {"counts": counts, "by_port": by_port, "failed": failed}
+    if weights:
+        out["shares"] = judge_shares(by_port, {b: int(w) for b, w in
+                                               (x.split("=") for x in weights.split(","))})
+    print(json.dumps(out), flush=True)
 
 
 def client_hold(n):
@@ -151,8 +174,8 @@ def client_probe(seconds):
 
 
 def main():
-    cmd, arg = sys.argv[1], sys.argv[2]
-    {"spread": lambda: client_spread(int(arg)),
+    cmd, arg, more = sys.argv[1], sys.argv[2], sys.argv[3:]
+    {"spread": lambda: client_spread(int(arg), *more),
      "hold": lambda: client_hold(int(arg)),
      "probe": lambda: client_probe(float(arg))}[cmd]()
 
