@@ -26,6 +26,11 @@
  * to the kernel with IP_PKTINFO so that it sends from exactly that address.
  * A failed probe finds it again: the route may have changed.
  *
+ * Answers the kernel drops because the raw socket's receive queue is full
+ * (a loop that stalled behind a burst) are counted (SO_MEMINFO): a probe
+ * that times out with drops since its start says so in its reason, so a
+ * false timeout is told from a silent backend.
+ *
  * ICMP errors about a SYN (unreachable, time exceeded) reach the raw
  * socket's error queue (IP_RECVERR, IPV6_RECVERR) with the SYN's first
  * bytes and its destination: they fail the probe at once, with the error,
@@ -45,6 +50,7 @@
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
 #include <linux/filter.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -120,6 +126,7 @@ struct hop_prober {
 	struct mmsghdr msgs[HOP_BATCH];
 	struct hop_out out[HOP_BATCH];
 	struct hop_check *refused;	/* whose SYN the kernel refused, to fail */
+	uint32_t drops;			/* answers the full receive queue dropped, so far */
 };
 
 /* A checker's share: c->held. What every probe reads comes first: the
@@ -132,6 +139,7 @@ struct hop_check {
 	uint8_t idx;			/* source port index */
 	bool in_flight;
 	__be32 ack;			/* the probe's ISN + 1, what its answer acknowledges */
+	uint32_t drops_at_start;	/* p->drops when the probe started */
 	struct in_addr src;		/* IPv4: the route's source; 0 = find it */
 	struct hop_check **cell;	/* in p->queued; NULL when not queued */
 	/* in p->refused, with the kernel's reason; NULL pprev when not */
@@ -691,6 +699,7 @@ static int hop_start(struct fl_checker *c)
 	/* the answer comes after the SYN leaves, at the end of the iteration */
 	h->ack = htonl(isn + 1);
 	h->in_flight = true;
+	h->drops_at_start = p->drops;
 	return 0;
 }
 
@@ -707,6 +716,12 @@ static void hop_abort(struct fl_checker *c)
 	}
 	if (h->refused_pprev)
 		refused_del(h);
+	if (h->in_flight && h->p->drops != h->drops_at_start) {
+		size_t len = strlen(c->reason);
+		snprintf(c->reason + len, sizeof(c->reason) - len,
+			 "; %u answers to tcp-half-open probes were dropped meanwhile, the receive "
+			 "queue full", h->p->drops - h->drops_at_start);
+	}
 	/* a late answer now matches nothing */
 	probe_failed(h);
 }
@@ -827,7 +842,8 @@ static void prober_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events
 	struct hop_prober *p = io->arg;
 	/* an IPv4 header of up to 60 bytes and a TCP one of up to 60: a
 	 * longer segment is cut, which loses nothing read here */
-	__u32 buf[64];
+	__u32 buf[64], meminfo[SK_MEMINFO_VARS];
+	socklen_t mlen = sizeof(meminfo);
 	struct sockaddr_in6 from;
 
 	(void)loop;
@@ -845,6 +861,11 @@ static void prober_ready(struct fl_loop *loop, struct fl_io *io, uint32_t events
 			continue;
 		segment_in(p, (const __u8 *)buf, (size_t)n, &from);
 	}
+	/* A queue that overflowed was readable: the count is read here, once
+	 * a wakeup, and the loop runs its timers (the timeouts) after. */
+	if (getsockopt(p->io.fd, SOL_SOCKET, SO_MEMINFO, meminfo, &mlen) == 0 &&
+	    mlen > SK_MEMINFO_DROPS * sizeof(meminfo[0]))
+		p->drops = meminfo[SK_MEMINFO_DROPS];
 	p->dispatching = false;
 	prober_put(p);
 }

@@ -167,8 +167,8 @@ static void on_timer(struct fl_loop *loop, struct fl_timer *t)
 		probe_start(c);
 		return;
 	}
-	c->ops->abort(c);
 	snprintf(c->reason, sizeof(c->reason), "timeout after %u ms", c->hc.timeout_ms);
+	c->ops->abort(c);
 	fl_checker_done(c, false);
 }
 

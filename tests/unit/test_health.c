@@ -802,6 +802,47 @@ static void half_open_ignores_others(void)
  * about the SYN of a probe in flight from sport, quoting its IP header and
  * first 8 TCP bytes; seq is what it says the SYN's sequence number was.
  * ICMPv6's checksum is the kernel's. */
+/* A probe whose answer the kernel dropped, the checkers' raw socket's
+ * queue full (a stalled loop), times out saying so: a false timeout is told
+ * from a silent backend. The target is silent (a full listener); resets
+ * that acknowledge nothing of ours fill the queue, then the probe's true
+ * answer comes and finds no room. */
+static void half_open_dropped_answers(void)
+{
+	struct fl_hc_config hc = hc_base(FL_HC_TCP_HALF_OPEN);
+	int client, lfd, sfd;
+	__be16 sport;
+	uint32_t isn;
+	__u16 port;
+	struct env e;
+
+	need_raw();
+	lfd = listen_full(&port, &client);
+	REQUIRE(lfd >= 0, "full listener");
+	/* opened after the connection that fills the listener: its SYN is
+	 * not the probe's */
+	sfd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP);
+	REQUIRE(sfd >= 0, "raw socket");
+	hc.interval_ms = 400;
+	hc.timeout_ms = 200;
+	if (env_start(&e, &hc, port, true) == 0) {
+		CHECK(wait_syn(&e, sfd, port, &sport, &isn), "no SYN");
+		/* the checkers' socket holds 2 MiB (it asks for 1, the kernel
+		 * doubles that), some 2,500 segments here: 20,000 overflow it */
+		for (int i = 0; i < 20000; i++)
+			inject(sfd, port, sport, TH_RST | TH_ACK, isn + 7, sizeof(struct tcphdr));
+		inject(sfd, port, sport, TH_SYN | TH_ACK, isn + 1, sizeof(struct tcphdr));
+		CHECK(RUN_UNTIL(&e, e.c.n_checks == 1, 1000), "probe not over");
+		CHECK(e.c.n_failures == 1 && strncmp(e.c.reason, "timeout after 200 ms; ", 22) == 0 &&
+		      strstr(e.c.reason, "answers to tcp-half-open probes were dropped meanwhile"),
+		      "%llu failures, reason %s", (unsigned long long)e.c.n_failures, e.c.reason);
+	}
+	env_stop(&e);
+	close(client);
+	close(lfd);
+	close(sfd);
+}
+
 static void inject_unreachable(int icmp_fd, int family, __u16 port, __be16 sport, uint32_t seq)
 {
 	struct sockaddr_in6 dst6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
@@ -1136,6 +1177,7 @@ static const struct fl_test_case cases[] = {
 	{ "half_open_ignores_others", half_open_ignores_others },
 	{ "half_open_send_refused", half_open_send_refused },
 	{ "half_open_icmp_error", half_open_icmp_error },
+	{ "half_open_dropped_answers", half_open_dropped_answers },
 	{ "shared_check", shared_check },
 };
 
