@@ -998,21 +998,32 @@ struct cp_env {
 	bool have_cp;
 };
 
-/* vips: "A:R" pairs, VIP 10.0.0.A:80 with backend 127.0.0.1 whose checks
- * need R successes (0: the default, 2), all checked on port. */
-static void cp_write_config(struct cp_env *e, __u16 port, const char *const *vips, size_t n)
+/* The config file's first lines: everything but the VIPs, checks of type
+ * tcp every 40 ms on port. Returns it open for the VIPs, or NULL. */
+static FILE *cp_config_open(struct cp_env *e, __u16 port, unsigned max_backends)
 {
 	FILE *f = fopen(e->conf, "w");
 
-	REQUIRE(f, "config file");
+	if (!f)
+		return NULL;
 	fprintf(f,
 		"global: { shm_name = \"%s/shm\"; log_level = \"error\"; };\n"
-		"limits: { max_vips = 8; max_backends = 64; ring_entries = 16384; max_workers = 2; };\n"
+		"limits: { max_vips = 8; max_backends = %u; ring_entries = 16384; max_workers = 2; };\n"
 		"dataplane: { mode = \"dpdk\"; dpdk: { ports = ( { device = \"net_null0\"; } );\n"
 		"  workers = [ 1 ]; }; next_hop: { mac = \"02:00:00:00:00:01\"; };\n"
 		"  tunnel_source_v4 = \"10.0.0.2\"; };\n"
 		"healthcheck: { type = \"tcp\"; interval_ms = 40; timeout_ms = 30; rise = 2; fall = 2;\n"
-		"  port = %u; };\nvips = (", e->dir, port);
+		"  port = %u; };\nvips = (", e->dir, max_backends, port);
+	return f;
+}
+
+/* vips: "A:R" pairs, VIP 10.0.0.A:80 with backend 127.0.0.1 whose checks
+ * need R successes (0: the default, 2), all checked on port. */
+static void cp_write_config(struct cp_env *e, __u16 port, const char *const *vips, size_t n)
+{
+	FILE *f = cp_config_open(e, port, 64);
+
+	REQUIRE(f, "config file");
 	for (size_t i = 0; i < n; i++) {
 		unsigned a, rise;
 		REQUIRE(sscanf(vips[i], "%u:%u", &a, &rise) == 2, "vip %s", vips[i]);
@@ -1159,6 +1170,58 @@ out:
 	cp_env_fini(&e);
 }
 
+/* n backends 127.0.0.2.. of VIP 10.0.0.100:80, all checked on
+ * 127.0.0.1:port by tcp-half-open, each with its own rise (1..n): n checks
+ * of one target. */
+static void cp_write_half_open_config(struct cp_env *e, __u16 port, unsigned n)
+{
+	FILE *f = cp_config_open(e, port, 128);
+
+	REQUIRE(f, "config file");
+	fprintf(f, "{ address = \"10.0.0.100\"; port = 80; protocol = \"tcp\"; method = \"ipip\";\n"
+		"  table_size = 251; backends = (");
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f, "%s{ address = \"127.0.0.%u\"; healthcheck: { type = \"tcp-half-open\";\n"
+			"    address = \"127.0.0.1\"; rise = %u; }; }", i ? ", " : "", i + 2, i + 1);
+	fprintf(f, "); } );\n");
+	fclose(f);
+}
+
+/* A reload whose new check cannot be made (a 65th tcp-half-open check of
+ * one target) is refused with that error, and the running checks stay. */
+static void shared_check_reload_fails(void)
+{
+	struct cp_env e = { .dir = "/tmp/fulcrum-test-health.XXXXXX" };
+	char err[FL_CONFIG_ERR_LEN], want[96];
+	struct fl_cp_check *first;
+	__u16 port = closed_port();
+	int rc;
+
+	need_raw();
+	REQUIRE(mkdtemp(e.dir), "temporary directory");
+	snprintf(e.conf, sizeof(e.conf), "%s/cp.conf", e.dir);
+	cp_write_half_open_config(&e, port, 64);
+	e.have_cp = fl_cp_init(&e.cp, e.conf, err, sizeof(err)) == 0;
+	CHECK(e.have_cp, "fl_cp_init: %s", err);
+	if (!e.have_cp)
+		goto out;
+	CHECK(e.cp.n_checks == 64 && e.cp.n_backends == 64, "%zu checks, %zu backends",
+	      e.cp.n_checks, e.cp.n_backends);
+	first = e.cp.backends[0]->check;
+	cp_write_half_open_config(&e, port, 65);
+	rc = fl_cp_reload(&e.cp, err, sizeof(err));
+	snprintf(want, sizeof(want), "more than 64 tcp-half-open checks of 127.0.0.1:%u", port);
+	CHECK(rc == -EBUSY && strstr(err, want), "reload: %d, %s", rc, err);
+	CHECK(e.cp.n_checks == 64 && e.cp.n_backends == 64 && e.cp.backends[0]->check == first &&
+	      first->n_users == 1, "after the refused reload: %zu checks, %zu backends",
+	      e.cp.n_checks, e.cp.n_backends);
+	/* and they still probe */
+	uint64_t before = first->chk.n_checks;
+	CHECK(CP_RUN_UNTIL(&e, first->chk.n_checks >= before + 2, 2000), "the checks stopped");
+out:
+	cp_env_fini(&e);
+}
+
 static const struct fl_test_case cases[] = {
 	{ "tcp_up", tcp_up },
 	{ "tcp_refused_down", tcp_refused_down },
@@ -1179,6 +1242,7 @@ static const struct fl_test_case cases[] = {
 	{ "half_open_icmp_error", half_open_icmp_error },
 	{ "half_open_dropped_answers", half_open_dropped_answers },
 	{ "shared_check", shared_check },
+	{ "shared_check_reload_fails", shared_check_reload_fails },
 };
 
 int main(int argc, char **argv)
