@@ -797,7 +797,9 @@ struct ct_ref {
 #define opaque(x) __asm__ volatile("" : "+r"(x))
 
 /* The way of b whose tag and key are the packet's, or -1. The ways whose
- * tag matches are compared whole (fl_ct_key_eq), lowest first. */
+ * tag matches are compared whole (fl_ct_key_eq), lowest first: fulcrum-dp's
+ * fl_ct_find, unrolled over the 8 ways, as the verifier bounds no loop
+ * over a mask's set bits. */
 static __always_inline int ct_find(const struct fl_ct_bucket *b, const struct fl_flow_key *k,
 				   __u32 hash)
 {

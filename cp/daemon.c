@@ -152,7 +152,7 @@ static int published_state(struct fl_cp *cp, const struct fl_cp_backend *b)
 	}
 }
 
-static struct fl_cp_backend *backend_new(struct fl_cp *cp, const struct fl_vip_config *v,
+static struct fl_cp_backend *backend_new(const struct fl_vip_config *v,
 					 const struct fl_backend_config *bc)
 {
 	struct fl_cp_backend *b = calloc(1, sizeof(*b));
@@ -161,7 +161,6 @@ static struct fl_cp_backend *backend_new(struct fl_cp *cp, const struct fl_vip_c
 
 	if (!b)
 		return NULL;
-	b->cp = cp;
 	b->vip_addr = v->addr;
 	b->vip_family = v->family;
 	b->vip_proto = v->proto;
@@ -362,7 +361,7 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	for (unsigned i = 0; i < cfg->n_vips; i++) {
 		const struct fl_vip_config *v = &cfg->vips[i];
 		for (unsigned j = 0; j < v->n_backends; j++) {
-			struct fl_cp_backend *b = backend_new(cp, v, &v->backends[j]), *old;
+			struct fl_cp_backend *b = backend_new(v, &v->backends[j]), *old;
 			if (!b) {
 				rc = -ENOMEM;
 				snprintf(err, errlen, "out of memory");
@@ -409,20 +408,17 @@ int fl_cp_apply(struct fl_cp *cp, struct fl_config *cfg, char *err, size_t errle
 	}
 	qsort(nb, n, sizeof(*nb), cmp_backend);
 	/* each check's users anew; a check left without one stops */
-	for (size_t i = 0; i < cp->n_checks; i++) {
+	for (size_t i = 0; i < cp->n_checks; i++)
 		cp->checks[i]->users = NULL;
-		cp->checks[i]->n_users = 0;
-	}
 	for (size_t i = 0; i < n; i++) {
 		struct fl_cp_backend *b = nb[i];
 		if (!b->checked)
 			continue;
 		b->next_user = b->check->users;
 		b->check->users = b;
-		b->check->n_users++;
 	}
 	for (size_t i = 0; i < cp->n_checks; i++) {
-		if (cp->checks[i]->n_users)
+		if (cp->checks[i]->users)
 			checks[n_checks++] = cp->checks[i];
 		else
 			check_free(cp->checks[i]);

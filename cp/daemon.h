@@ -50,13 +50,7 @@
 
 struct fl_cp_backend;
 
-/*
- * One health check: a checker of one target (address and port probed) with
- * one set of settings, shared by every backend that would probe that target
- * the same way. VIPs in front of the same nodes (an ingress fleet behind
- * many VIPs) probe each node once an interval, not once per VIP, and the
- * node's health is one state for all of them.
- */
+/* The address and port a check probes. */
 struct fl_cp_target {
 	union fl_addr addr;
 	__u16 port;			/* host order */
@@ -64,17 +58,22 @@ struct fl_cp_target {
 	__u8 pad;			/* zero: targets compare as bytes */
 };
 
+/*
+ * One health check: a checker of one target with one set of settings,
+ * shared by every backend that would probe that target the same way. VIPs
+ * in front of the same nodes (an ingress fleet behind many VIPs) probe each
+ * node once an interval, not once per VIP, and the node's health is one
+ * state for all of them.
+ */
 struct fl_cp_check {
 	struct fl_checker chk;		/* chk.hc: the settings */
 	struct fl_cp *cp;
 	struct fl_cp_target target;
-	size_t n_users;
 	struct fl_cp_backend *users;	/* list through fl_cp_backend.next_user */
 };
 
 /* One backend of one VIP, reading the health of its check. */
 struct fl_cp_backend {
-	struct fl_cp *cp;
 	/* identity: the VIP (address, port, protocol) and the backend key
 	 * with its port made explicit */
 	union fl_addr vip_addr;

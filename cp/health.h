@@ -48,10 +48,11 @@ struct fl_checker;
  * until the socket would block, and it ends the probe with fl_checker_done.
  * abort frees whatever a running probe holds; it is called on timeout and
  * on stop, never after fl_checker_done. On timeout c->reason already says
- * "timeout after N ms", and abort may add what it knows of the cause. attach and detach, when set, take
- * and give back what the checker holds for its whole life (c->held):
- * attach at the end of fl_checker_init and in a fl_checker_start after a
- * stop (0, or -errno with a message), detach in fl_checker_stop. */
+ * "timeout after N ms", and abort may add what it knows of the cause.
+ * attach and detach, when set, take and give back what the checker holds
+ * for its whole life (c->held): attach at the end of fl_checker_init and in
+ * a fl_checker_start after a stop (0, or -errno with a message), detach in
+ * fl_checker_stop. */
 struct fl_check_ops {
 	const char *name;
 	int (*attach)(struct fl_checker *c, char *err, size_t errlen);
